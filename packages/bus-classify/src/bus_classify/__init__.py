@@ -1,0 +1,3 @@
+"""bus-classify."""
+
+__version__ = "0.1.0"

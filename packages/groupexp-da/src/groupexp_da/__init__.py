@@ -1,0 +1,2 @@
+"""GroupEXP-DA."""
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+"""instance-nerf."""
+
+__version__ = "0.1.0"

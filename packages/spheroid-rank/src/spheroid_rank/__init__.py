@@ -1,0 +1,3 @@
+"""spheroid-rank."""
+
+__version__ = "0.1.0"
