@@ -1,0 +1,195 @@
+"""Find labelled images in the three supported layouts.
+
+* BUSI: ``ROOT/{benign,malignant,normal}/*.png``; segmentation masks (``*_mask.png``,
+  ``*_mask_1.png``) beside the images are excluded.
+* Split folders: ``ROOT/{train,val,test}/{lump,no_lump}/*`` (the report's layout).
+* A local Hugging Face ``datasets`` export (``save_to_disk`` folder or parquet files) with an
+  image column and a label column.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from bus_classify.data.io import ImageReadError, is_image_file, load_image
+
+log = logging.getLogger(__name__)
+
+MASK_RE = re.compile(r"_mask(_\d+)?$", re.IGNORECASE)
+BINARY_CLASSES = ["no_lump", "lump"]
+THREE_CLASSES = ["benign", "malignant", "normal"]
+_NEG = {"normal", "no_lump", "nolump", "no-lump", "no lump", "clear", "negative", "healthy"}
+_POS = {"lump", "benign", "malignant", "positive", "tumor", "tumour"}
+SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+                 "validation": "val", "test": "test", "testing": "test"}
+HF_SEP = "::"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image: ``ref`` is a file path or ``<hf dir>::<split>::<row>``."""
+
+    ref: str
+    label: int
+    source_class: str
+    split: str | None = None
+
+
+def class_names(task: str) -> list[str]:
+    """Class names in label-index order for ``binary`` or ``3class``."""
+    if task == "binary":
+        return list(BINARY_CLASSES)
+    if task == "3class":
+        return list(THREE_CLASSES)
+    raise ValueError(f"unknown task {task!r}; use 'binary' or '3class'")
+
+
+def class_index(name: str, task: str, where: str = "") -> int:
+    """Map a folder or label name to the index of ``task``'s classes."""
+    key = name.strip().lower().replace("-", "_")
+    if task == "3class":
+        if key in THREE_CLASSES:
+            return THREE_CLASSES.index(key)
+        raise ValueError(f"{where}: class {name!r} is not one of {THREE_CLASSES} (3-class task "
+                         "needs the BUSI benign/malignant/normal labels)")
+    if key in _NEG or key.replace("_", " ") in _NEG:
+        return 0
+    if key in _POS:
+        return 1
+    raise ValueError(f"{where}: unknown class {name!r}; expected one of "
+                     f"{sorted(_NEG | _POS)}")
+
+
+def is_mask(path: Path) -> bool:
+    """True for BUSI segmentation masks such as ``benign (1)_mask.png``."""
+    return bool(MASK_RE.search(path.stem))
+
+
+def _images_in(folder: Path) -> tuple[list[Path], int]:
+    files = sorted(p for p in folder.iterdir() if is_image_file(p))
+    keep = [p for p in files if not is_mask(p)]
+    return keep, len(files) - len(keep)
+
+
+def detect_layout(root: Path) -> str:
+    """Return ``hf``, ``split`` or ``busi`` for a data folder."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: data folder does not exist")
+    names = {p.name.lower() for p in root.iterdir()}
+    if names & {"dataset_info.json", "state.json", "dataset_dict.json"} or any(
+        p.suffix in (".parquet", ".arrow") for p in root.rglob("*") if p.is_file()
+    ):
+        return "hf"
+    if any(n in SPLIT_ALIASES for n in names):
+        return "split"
+    return "busi"
+
+
+def _folder_samples(root: Path, task: str, split: str | None, stats: dict) -> list[Sample]:
+    out: list[Sample] = []
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise ValueError(f"{root}: no class folders found (expected e.g. benign/ malignant/ normal/)")
+    for cdir in class_dirs:
+        label = class_index(cdir.name, task, where=str(cdir))
+        files, n_masks = _images_in(cdir)
+        stats["masks_excluded"] += n_masks
+        if not files:
+            raise ValueError(f"{cdir}: class folder is empty (no images besides masks)")
+        out += [Sample(str(p), label, cdir.name.lower(), split) for p in files]
+    return out
+
+
+def discover(root: str | Path, task: str = "binary") -> list[Sample]:
+    """List every labelled sample under ``root`` (any supported layout)."""
+    root = Path(root)
+    layout = detect_layout(root)
+    stats = {"masks_excluded": 0}
+    if layout == "hf":
+        samples = _hf_samples(root, task)
+    elif layout == "split":
+        samples = []
+        for sdir in sorted(p for p in root.iterdir() if p.is_dir()):
+            split = SPLIT_ALIASES.get(sdir.name.lower())
+            if split is None:
+                log.warning("%s: not a split folder name, ignored", sdir)
+                continue
+            samples += _folder_samples(sdir, task, split, stats)
+    else:
+        samples = _folder_samples(root, task, None, stats)
+    log.info("%s: %d images (%s layout), %d mask files excluded", root, len(samples), layout,
+             stats["masks_excluded"])
+    return samples
+
+
+# ---------------------------------------------------------------- Hugging Face exports
+@functools.lru_cache(maxsize=4)
+def _load_hf(root: str):
+    import datasets
+
+    path = Path(root)
+    if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists() or (
+        path / "state.json"
+    ).exists():
+        ds = datasets.load_from_disk(root)
+    else:
+        files = sorted(str(p) for p in path.rglob("*.parquet"))
+        if not files:
+            raise ValueError(f"{root}: no parquet files or save_to_disk export found")
+        split_files: dict[str, list[str]] = {}
+        for f in files:
+            name = Path(f).stem.split("-")[0].lower()
+            split_files.setdefault(SPLIT_ALIASES.get(name, "train"), []).append(f)
+        ds = datasets.load_dataset("parquet", data_files=split_files)
+    if isinstance(ds, datasets.Dataset):
+        ds = datasets.DatasetDict({"all": ds})
+    return ds
+
+
+def _column(ds, candidates: tuple[str, ...], root: Path, what: str) -> str:
+    for c in candidates:
+        if c in ds.column_names:
+            return c
+    raise ValueError(f"{root}: Hugging Face export has no {what} column (looked for "
+                     f"{list(candidates)}; columns are {ds.column_names})")
+
+
+def _hf_samples(root: Path, task: str) -> list[Sample]:
+    dsd = _load_hf(str(root))
+    out: list[Sample] = []
+    for split_name, ds in dsd.items():
+        _column(ds, ("image", "img", "pixel_values"), root, "image")
+        lcol = _column(ds, ("label", "labels", "class", "target"), root, "label")
+        feature = ds.features[lcol]
+        names = getattr(feature, "names", None)
+        for i, value in enumerate(ds[lcol]):
+            where = f"{root} [{split_name} row {i}]"
+            if value is None:
+                raise ValueError(f"{where}: label is missing")
+            cname = names[value] if names is not None else str(value)
+            label = class_index(cname, task, where=where)
+            out.append(Sample(HF_SEP.join([str(root), split_name, str(i)]), label, cname.lower(),
+                              SPLIT_ALIASES.get(split_name.lower())))
+    return out
+
+
+def read_sample(ref: str) -> Image.Image:
+    """Open the image behind a sample reference as RGB (files or HF rows)."""
+    if HF_SEP in ref:
+        root, split, row = ref.rsplit(HF_SEP, 2)
+        ds = _load_hf(root)[split]
+        icol = _column(ds, ("image", "img", "pixel_values"), Path(root), "image")
+        value = ds[int(row)][icol]
+        if isinstance(value, dict):
+            value = value.get("bytes") or value.get("path")
+        if value is None:
+            raise ImageReadError(f"{ref}: image is missing")
+        return load_image(value, name=ref)
+    return load_image(ref)

@@ -1,0 +1,1 @@
+"""data seam of instance_nerf."""

@@ -1,0 +1,1 @@
+"""engine seam of instance_nerf."""

@@ -1,0 +1,93 @@
+"""Small CPU-friendly trainer configs for nerfacto and instance-nerf (tests, demo, benchmarks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
+from nerfstudio.configs.base_config import LoggingConfig, MachineConfig, ViewerConfig
+from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManagerConfig
+from nerfstudio.data.dataparsers.base_dataparser import DataParserConfig
+from nerfstudio.engine.optimizers import AdamOptimizerConfig
+from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
+from nerfstudio.models.nerfacto import NerfactoModelConfig
+from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
+
+from instance_nerf.engine.trainer import WeightsOnlyTrainerConfig
+
+
+def _adam(lr: float, final: float, steps: int) -> dict:
+    return {
+        "optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15),
+        "scheduler": ExponentialDecaySchedulerConfig(lr_final=final, max_steps=steps),
+    }
+
+
+def nerfacto_optimizers(steps: int = 200000) -> dict:
+    """The optimizer groups nerfacto uses (proposal networks, field, camera)."""
+    return {
+        "proposal_networks": _adam(1e-2, 1e-4, steps),
+        "fields": _adam(1e-2, 1e-4, steps),
+        "camera_opt": _adam(1e-3, 1e-4, 5000),
+    }
+
+
+def small_nerfacto_model(**overrides) -> NerfactoModelConfig:
+    """Nerfacto with the pure-torch backend and sizes that train in minutes on a CPU."""
+    kw = dict(
+        implementation="torch",
+        eval_num_rays_per_chunk=4096,
+        average_init_density=0.01,
+        camera_optimizer=CameraOptimizerConfig(mode="off"),
+        num_nerf_samples_per_ray=32,
+        num_proposal_samples_per_ray=(64, 32),
+        hidden_dim=32,
+        hidden_dim_color=32,
+        log2_hashmap_size=15,
+        max_res=512,
+        num_levels=12,
+        proposal_net_args_list=[
+            {"hidden_dim": 16, "log2_hashmap_size": 14, "num_levels": 5, "max_res": 64, "use_linear": False},
+            {"hidden_dim": 16, "log2_hashmap_size": 14, "num_levels": 5, "max_res": 128, "use_linear": False},
+        ],
+    )
+    kw.update(overrides)
+    return NerfactoModelConfig(**kw)
+
+
+def nerfacto_cpu_config(
+    data: Path,
+    dataparser: DataParserConfig,
+    output_dir: Path,
+    max_iters: int = 2,
+    rays_per_batch: int = 64,
+    model: NerfactoModelConfig | None = None,
+    device: str = "cpu",
+) -> WeightsOnlyTrainerConfig:
+    """Trainer config for nerfacto with the single-process VanillaDataManager."""
+    return WeightsOnlyTrainerConfig(
+        method_name="nerfacto",
+        experiment_name="nerfacto",
+        timestamp="run",
+        output_dir=output_dir,
+        data=data,
+        max_num_iterations=max_iters,
+        steps_per_save=max(max_iters, 1),
+        steps_per_eval_batch=10**9,
+        steps_per_eval_image=10**9,
+        steps_per_eval_all_images=10**9,
+        mixed_precision=False,
+        vis="tensorboard",
+        machine=MachineConfig(device_type=device, num_devices=1),
+        logging=LoggingConfig(steps_per_log=max(1, max_iters // 10)),
+        viewer=ViewerConfig(quit_on_train_completion=True),
+        pipeline=VanillaPipelineConfig(
+            datamanager=VanillaDataManagerConfig(
+                dataparser=dataparser,
+                train_num_rays_per_batch=rays_per_batch,
+                eval_num_rays_per_batch=rays_per_batch,
+            ),
+            model=model or small_nerfacto_model(),
+        ),
+        optimizers=nerfacto_optimizers(),
+    )

@@ -1,0 +1,77 @@
+"""Offline-safe helpers: LPIPS without downloads and explicit ``weights_only`` checkpoint loading."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class DisabledLPIPS(nn.Module):
+    """Stand-in for torchmetrics' LPIPS when AlexNet weights are not available offline.
+
+    It returns NaN instead of a number that would look meaningful but come from random weights.
+    """
+
+    def forward(self, img1: torch.Tensor, img2: torch.Tensor) -> torch.Tensor:  # noqa: ARG002
+        return torch.tensor(float("nan"))
+
+
+def _alexnet_weights_cached() -> bool:
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    return any(hub.glob("alexnet-*.pth")) if hub.is_dir() else False
+
+
+@contextlib.contextmanager
+def offline_lpips() -> Iterator[None]:
+    """While active, constructing torchmetrics' LPIPS never touches the network.
+
+    With cached AlexNet weights the real metric is built; otherwise a :class:`DisabledLPIPS`
+    (reporting NaN) is returned. nerfstudio imports the class inside ``populate_modules``, so
+    patching the module attribute for the duration of model construction is enough.
+    """
+    import torchmetrics.image.lpip as lpip_mod
+
+    original = lpip_mod.LearnedPerceptualImagePatchSimilarity
+    force_off = os.environ.get("INSTANCE_NERF_LPIPS", "auto") == "off"
+
+    def factory(*args: Any, **kwargs: Any) -> nn.Module:
+        if not force_off and _alexnet_weights_cached():
+            return original(*args, **kwargs)
+        warnings.warn(
+            "AlexNet weights for LPIPS are not cached; LPIPS is disabled (reported as NaN).",
+            stacklevel=2,
+        )
+        return DisabledLPIPS()
+
+    lpip_mod.LearnedPerceptualImagePatchSimilarity = factory  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        lpip_mod.LearnedPerceptualImagePatchSimilarity = original
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a nerfstudio checkpoint with ``weights_only=True`` and a clear error message."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pragma: no cover - message path
+        raise RuntimeError(f"{path}: cannot load as a weights-only checkpoint ({exc})") from exc
+
+
+def latest_checkpoint(ckpt_dir: str | Path) -> Path:
+    """Newest ``step-*.ckpt`` in a nerfstudio checkpoint folder."""
+    ckpt_dir = Path(ckpt_dir)
+    ckpts = sorted(ckpt_dir.glob("step-*.ckpt"))
+    if not ckpts:
+        raise FileNotFoundError(f"{ckpt_dir}: no step-*.ckpt checkpoints")
+    return ckpts[-1]

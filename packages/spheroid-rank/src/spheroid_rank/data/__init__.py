@@ -1,0 +1,1 @@
+"""data seam of spheroid-rank."""

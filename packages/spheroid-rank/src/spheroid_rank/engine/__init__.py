@@ -1,0 +1,1 @@
+"""engine seam of spheroid-rank."""

@@ -1,0 +1,1 @@
+"""eval seam of spheroid-rank."""

@@ -1,0 +1,193 @@
+"""Classical spheroid segmentation and shape/intensity measures."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from scipy import ndimage
+from skimage import filters, measure, morphology, segmentation, transform
+
+from spheroid_rank.data.io import read_image
+
+log = logging.getLogger(__name__)
+
+MEASURES = ["area", "perimeter", "circularity", "feret_max", "feret_min", "equivalent_diameter",
+            "solidity", "mean_intensity", "std_intensity", "debris_fraction"]
+
+
+@dataclass
+class Morphology:
+    """Measures of one segmented spheroid (pixels, intensities in [0, 1])."""
+
+    area: float
+    perimeter: float
+    circularity: float
+    feret_max: float
+    feret_min: float
+    equivalent_diameter: float
+    solidity: float
+    mean_intensity: float
+    std_intensity: float
+    debris_fraction: float
+
+
+def feret_min(mask: np.ndarray) -> float:
+    """Minimum caliper width of a binary mask (rotating calipers over the hull edges)."""
+    pts = np.argwhere(mask).astype(np.float64)
+    if len(pts) < 3:
+        return float(len(pts) > 0)
+    # pixel corners make the width of a one-pixel-wide object 1, not 0
+    offs = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
+    corners = (pts[:, None, :] + offs[None]).reshape(-1, 2)
+    from scipy.spatial import ConvexHull
+
+    hull = corners[ConvexHull(corners).vertices]
+    edges = np.roll(hull, -1, 0) - hull
+    normals = np.stack([-edges[:, 1], edges[:, 0]], 1)
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
+    proj = hull @ normals.T
+    return float((proj.max(0) - proj.min(0)).min())
+
+
+def shape_measures(mask: np.ndarray) -> dict[str, float]:
+    """Area, perimeter (Crofton estimate), circularity 4*pi*A/P^2, Feret max/min,
+    equivalent diameter and solidity of the largest object in ``mask``."""
+    lab = measure.label(mask)
+    if lab.max() == 0:
+        return dict.fromkeys(MEASURES[:7], 0.0)
+    props = max(measure.regionprops(lab), key=lambda p: p.area)
+    obj = lab == props.label
+    area = float(props.area)
+    perim = float(measure.perimeter_crofton(obj, directions=4))
+    circ = 4 * np.pi * area / perim**2 if perim > 0 else 0.0
+    return {
+        "area": area,
+        "perimeter": perim,
+        "circularity": float(circ),
+        "feret_max": float(props.feret_diameter_max),
+        "feret_min": feret_min(obj),
+        "equivalent_diameter": float(props.equivalent_diameter_area),
+        "solidity": float(props.solidity),
+    }
+
+
+def _drop_small(mask: np.ndarray, min_size: int) -> np.ndarray:
+    lab, n = ndimage.label(mask)
+    if n == 0:
+        return mask
+    sizes = np.bincount(lab.ravel())
+    keep = sizes >= min_size
+    keep[0] = False
+    return keep[lab]
+
+
+def _work_image(img: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    scale = min(1.0, max_side / max(img.shape))
+    if scale < 1.0:
+        img = transform.rescale(img, scale, anti_aliasing=True, preserve_range=True)
+    return img.astype(np.float32), scale
+
+
+def segment(img: np.ndarray, max_side: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Segment the spheroid in a bright-field image.
+
+    Returns (spheroid mask, debris mask) at the input resolution. The spheroid is dark
+    and textured on a brighter background: the background is flattened with a large
+    median-like blur, dark/textured pixels are thresholded (Otsu), fragments close to
+    each other are merged by a closing, and the component with the best area/centrality
+    score is the spheroid. Other dark components count as debris.
+    """
+    if img.ndim == 3:
+        img = img.mean(0)
+    work, scale = _work_image(img, max_side)
+    h, w = work.shape
+    sm = filters.gaussian(work, sigma=1.0)
+    bg = filters.gaussian(work, sigma=max(h, w) / 6.0)
+    dark = np.clip(bg - sm, 0, None)
+    tex = filters.gaussian(np.abs(work - sm), sigma=2.0)
+    feat = dark / (dark.std() + 1e-6) + 0.5 * tex / (tex.std() + 1e-6)
+    if feat.max() - feat.min() < 1e-6:
+        empty = np.zeros(img.shape, bool)
+        return empty, empty
+    fg = feat > filters.threshold_otsu(feat)
+    rad = max(1, int(round(min(h, w) / 100)))
+    fg = ndimage.binary_opening(fg, morphology.disk(rad))
+    merged = ndimage.binary_closing(np.pad(fg, 3 * rad), morphology.disk(3 * rad))
+    merged = merged[3 * rad:-3 * rad, 3 * rad:-3 * rad]
+    merged = ndimage.binary_fill_holes(merged)
+    lab = measure.label(merged)
+    if lab.max() == 0:
+        empty = np.zeros(img.shape, bool)
+        return empty, empty
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    diag = np.hypot(h, w) / 2
+    best, best_score = 0, -np.inf
+    for p in measure.regionprops(lab):
+        d = np.hypot(p.centroid[0] - cy, p.centroid[1] - cx) / diag
+        r0, c0, r1, c1 = p.bbox
+        touches = r0 == 0 or c0 == 0 or r1 == h or c1 == w  # well rim / vignette, not tissue
+        score = np.log(p.area) - 3.0 * d - 4.0 * touches
+        if score > best_score:
+            best, best_score = p.label, score
+    sph = lab == best
+    min_debris = max(2, int(0.00005 * h * w))
+    debris = _drop_small(fg & ~sph, min_debris)
+    if scale < 1.0:
+        sph = transform.resize(sph, img.shape, order=0, anti_aliasing=False) > 0.5
+        debris = transform.resize(debris, img.shape, order=0, anti_aliasing=False) > 0.5
+    return sph, debris
+
+
+def measure_image(img: np.ndarray, max_side: int = 512) -> tuple[Morphology, np.ndarray, np.ndarray]:
+    """Segment and measure one image; returns (measures, spheroid mask, debris mask)."""
+    gray = img.mean(0) if img.ndim == 3 else img
+    sph, debris = segment(gray, max_side)
+    shape = shape_measures(sph)
+    vals = gray[sph]
+    tot = sph.sum() + debris.sum()
+    m = Morphology(
+        **shape,
+        mean_intensity=float(vals.mean()) if vals.size else 0.0,
+        std_intensity=float(vals.std()) if vals.size else 0.0,
+        debris_fraction=float(debris.sum() / tot) if tot else 0.0,
+    )
+    return m, sph, debris
+
+
+def overlay(img: np.ndarray, sph: np.ndarray, debris: np.ndarray) -> np.ndarray:
+    """RGB uint8 overlay: spheroid outline red, debris yellow."""
+    gray = img.mean(0) if img.ndim == 3 else img
+    rgb = np.repeat((np.clip(gray, 0, 1) * 255).astype(np.uint8)[..., None], 3, 2)
+    thick = max(1, max(gray.shape) // 300)
+    edge = segmentation.find_boundaries(sph, mode="outer")
+    if thick > 1:
+        edge = ndimage.binary_dilation(edge, morphology.disk(thick))
+    rgb[edge] = (255, 0, 0)
+    dedge = segmentation.find_boundaries(debris, mode="outer")
+    rgb[dedge] = (255, 220, 0)
+    return rgb
+
+
+def morphology_table(table: pd.DataFrame, overlay_dir: str | Path | None = None,
+                     focal: str = "sharpest", max_side: int = 512) -> pd.DataFrame:
+    """Measures for every image of a metadata table (one row per plate/well/day)."""
+    from tqdm import tqdm
+
+    rows = []
+    odir = Path(overlay_dir) if overlay_dir else None
+    if odir:
+        odir.mkdir(parents=True, exist_ok=True)
+    for rec in tqdm(table.to_dict("records"), desc="morphology", leave=False):
+        img = read_image(rec["path"], focal=focal)
+        m, sph, debris = measure_image(img, max_side)
+        rows.append({**{k: rec[k] for k in ("plate", "well", "day", "group", "condition")},
+                     **asdict(m)})
+        if odir:
+            name = f"plate{rec['plate']}_{rec['well']}_day{rec['day']}.png"
+            Image.fromarray(overlay(img, sph, debris)).save(odir / name)
+    return pd.DataFrame(rows)

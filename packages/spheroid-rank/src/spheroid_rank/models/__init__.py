@@ -1,0 +1,1 @@
+"""models seam of spheroid-rank."""
