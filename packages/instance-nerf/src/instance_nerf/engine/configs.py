@@ -65,6 +65,7 @@ def nerfacto_cpu_config(
     device: str = "cpu",
 ) -> WeightsOnlyTrainerConfig:
     """Trainer config for nerfacto with the single-process VanillaDataManager."""
+    dataparser.data = Path(data)
     return WeightsOnlyTrainerConfig(
         method_name="nerfacto",
         experiment_name="nerfacto",

@@ -57,13 +57,24 @@ def offline_lpips() -> Iterator[None]:
         lpip_mod.LearnedPerceptualImagePatchSimilarity = original
 
 
+def _numpy_safe_globals() -> list:
+    """numpy scalar types nerfstudio's LR schedulers leave in checkpoints (``_last_lr``)."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    allowed: list = [core.multiarray.scalar, np.dtype]
+    allowed += [getattr(np.dtypes, n) for n in ("Float64DType", "Float32DType", "Int64DType")]
+    return allowed
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a nerfstudio checkpoint with ``weights_only=True`` and a clear error message."""
+    """Load a nerfstudio checkpoint with ``weights_only=True`` (numpy scalars allow-listed)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pragma: no cover - message path
         raise RuntimeError(f"{path}: cannot load as a weights-only checkpoint ({exc})") from exc
 
