@@ -1,0 +1,1 @@
+"""Training (Lightning), checkpoints and tiled georeferenced inference."""

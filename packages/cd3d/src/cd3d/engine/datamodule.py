@@ -1,0 +1,37 @@
+"""Lightning data module over the train/val splits of a 3DCD-layout dataset."""
+
+from __future__ import annotations
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from ..data.dataset import ChangeDataset
+from ..data.transforms import PairedAugment
+
+
+class CD3DDataModule(L.LightningDataModule):
+    """Train split with :class:`PairedAugment` (if ``augment``), val split without."""
+
+    def __init__(self, root: str, layout: str = "auto", batch_size: int = 4, num_workers: int = 0,
+                 augment: bool = True, val_split: str = "val") -> None:
+        super().__init__()
+        self.root, self.layout, self.bs, self.nw = root, layout, batch_size, num_workers
+        self.augment, self.val_split = augment, val_split
+        self.train_ds: ChangeDataset | None = None
+        self.val_ds: ChangeDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_ds is None:
+            tf = PairedAugment() if self.augment else None
+            self.train_ds = ChangeDataset(self.root, "train", self.layout, transform=tf)
+            self.val_ds = ChangeDataset(self.root, self.val_split, self.layout)
+
+    def _loader(self, ds: ChangeDataset, shuffle: bool) -> DataLoader:
+        return DataLoader(ds, batch_size=self.bs, shuffle=shuffle, num_workers=self.nw,
+                          drop_last=shuffle and len(ds) > self.bs, persistent_workers=self.nw > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_ds, True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_ds, False)

@@ -1,0 +1,84 @@
+"""Build the Lightning trainer from a config and run (or resume) training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from ..data.stats import compute_stats, write_json
+from ..models.wrapper import IMAGENET_MEAN, IMAGENET_STD
+from .datamodule import CD3DDataModule
+from .module import CD3DModule
+
+
+def _normalisation(cfg: dict, out: Path) -> tuple[list[float], list[float]]:
+    norm = cfg["data"].get("normalize", "dataset")
+    if norm == "imagenet":
+        return list(IMAGENET_MEAN), list(IMAGENET_STD)
+    if isinstance(norm, dict):
+        return list(norm["mean"]), list(norm["std"])
+    if norm != "dataset":
+        raise ValueError(f"data.normalize must be dataset, imagenet or a mean/std mapping, not {norm!r}")
+    stats_file = out / "stats.json"
+    if stats_file.is_file():
+        st = json.loads(stats_file.read_text())
+    else:
+        st = compute_stats(cfg["data"]["root"], "train", cfg["data"].get("layout", "auto"))
+        write_json(st, stats_file)
+    return st["mean"], st["std"]
+
+
+def build(cfg: dict) -> tuple[CD3DModule, CD3DDataModule, L.Trainer]:
+    """Module, data module and trainer (checkpoints on best F1, best cRMSE and last) for ``cfg``."""
+    if not cfg["data"].get("root"):
+        raise ValueError("data.root is not set (pass --data ROOT or set it in the config)")
+    out = Path(cfg["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
+    mean, std = _normalisation(cfg, out)
+    m = cfg["model"]
+    detector = {"model": m["name"], "model_kwargs": m.get("kwargs") or {}, "mean": mean, "std": std,
+                "height_scale": float(m.get("height_scale", 40.0))}
+    module = CD3DModule(detector, cfg.get("loss"), cfg.get("optim"), bool(m.get("channels_last", False)))
+    d = cfg["data"]
+    dm = CD3DDataModule(d["root"], d.get("layout", "auto"), int(d.get("batch_size", 4)),
+                        int(d.get("num_workers", 0)), bool(d.get("augment", True)))
+    ckdir = out / "checkpoints"
+    callbacks = [
+        ModelCheckpoint(ckdir, "best-f1", monitor="val/f1", mode="max", save_last=True),
+        ModelCheckpoint(ckdir, "best-crmse", monitor="val/crmse_3d_nonzero", mode="min"),
+        LearningRateMonitor("step"),
+    ]
+    t = dict(cfg.get("trainer") or {})
+    trainer = L.Trainer(
+        default_root_dir=str(out), callbacks=callbacks, deterministic=False,
+        logger=TensorBoardLogger(str(out), name="tb", default_hp_metric=False), **t,
+    )
+    return module, dm, trainer
+
+
+def train(cfg: dict, resume: str | None = "auto") -> dict:
+    """Fit; ``resume='auto'`` continues from ``out/checkpoints/last.ckpt`` when present."""
+    module, dm, trainer = build(cfg)
+    out = Path(cfg["out"])
+    write_json(cfg, out / "config.json")
+    ckpt = None
+    if resume == "auto":
+        last = out / "checkpoints" / "last.ckpt"
+        ckpt = str(last) if last.is_file() else None
+    elif resume:
+        ckpt = resume
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
+    cb = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
+    return {
+        "best_f1": cb[0].best_model_path,
+        "best_f1_score": float(cb[0].best_model_score) if cb[0].best_model_score is not None else None,
+        "best_crmse": cb[1].best_model_path,
+        "last": str(out / "checkpoints" / "last.ckpt"),
+        "epochs": trainer.current_epoch,
+        "resumed_from": ckpt,
+    }
