@@ -53,3 +53,19 @@ def resize_objects(points: np.ndarray, boxes: np.ndarray, new_dims: np.ndarray,
             points[mask, :3] = from_local(loc, box)
         boxes[i, 3:6] = new_dims[i]
     return points, boxes
+
+
+def lidar_box_corners(boxes: np.ndarray) -> np.ndarray:
+    """(N, 7) bottom-centred LiDAR boxes -> (N, 8, 3) corners."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 7)
+    sx = np.array([1, 1, -1, -1, 1, 1, -1, -1]) * 0.5
+    sy = np.array([1, -1, -1, 1, 1, -1, -1, 1]) * 0.5
+    sz = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    lx = boxes[:, 3:4] * sx
+    ly = boxes[:, 4:5] * sy
+    lz = boxes[:, 5:6] * sz
+    c, s = np.cos(boxes[:, 6:7]), np.sin(boxes[:, 6:7])
+    x = c * lx - s * ly + boxes[:, 0:1]
+    y = s * lx + c * ly + boxes[:, 1:2]
+    z = lz + boxes[:, 2:3]
+    return np.stack([x, y, z], -1)

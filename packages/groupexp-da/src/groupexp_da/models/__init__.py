@@ -1,0 +1,1 @@
+"""groupexp_da.models."""
