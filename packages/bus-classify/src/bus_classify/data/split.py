@@ -77,7 +77,7 @@ class SplitReport:
         return "\n".join(lines)
 
 
-def _assign(groups: dict[int, list[int]], labels: list[int], fractions, seed: int) -> dict[int, str]:
+def _assign(groups: dict[int, list[int]], labels: list, fractions, seed: int) -> dict[int, str]:
     """Greedy stratified assignment of whole groups, largest deficit first, seeded order."""
     rng = np.random.default_rng(seed)
     out: dict[int, str] = {}
@@ -128,7 +128,7 @@ def make_split(samples: list[Sample], fractions=(0.6, 0.2, 0.2), seed: int = 0,
     if given:
         split_of = [s.split for s in kept]
     else:
-        assign = _assign(groups, [s.label for s in kept], fractions, seed)
+        assign = _assign(groups, [s.source_class for s in kept], fractions, seed)
         split_of = [assign[int(g)] for g in group]
     rows = []
     for i, s in enumerate(kept):
