@@ -164,6 +164,8 @@ def render(
         for b in roofs:
             if b["kind"] != "same":
                 by0, by1, bx0, bx1 = (b["box"][0] - y0, b["box"][1] - y0, b["box"][2] - x0, b["box"][3] - x0)
+                # annotators trace changed buildings slightly outside the roof edge (2 px)
+                by0, by1, bx0, bx1 = by0 - 2, by1 + 2, bx0 - 2, bx1 + 2
                 mask[max(by0, 0):max(min(by1, h), 0), max(bx0, 0):max(min(bx1, w), 0)] = 1
     out = {}
     for e, ep in enumerate(EPOCHS):

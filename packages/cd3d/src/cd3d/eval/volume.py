@@ -1,0 +1,72 @@
+"""Connected regions of elevation change with area, mean/max dH and volume, as GeoJSON."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.features import shapes
+from scipy import ndimage
+
+
+def volume_report(change_3d: str | Path, out: str | Path | None = None, min_height: float = 1.0,
+                  min_area: float = 0.0) -> dict:
+    """Label 8-connected cells with |dH| ≥ ``min_height`` (nodata excluded) in a 3D change raster.
+
+    Per region: ``area_m2`` (cells × pixel area), ``mean_dh_m``, ``max_dh_m`` (largest |dH|, with
+    its sign), ``volume_m3`` (Σ dH × pixel area: positive = material added). Pixel size comes from
+    the transform; CRS units must be linear (metres or feet, converted to metres).
+    """
+    path = Path(change_3d)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    with rasterio.open(path) as src:
+        if src.count != 1:
+            raise ValueError(f"{path}: expected a single-band 3D change raster, found {src.count} bands")
+        dh = src.read(1).astype(np.float64)
+        valid = src.read_masks(1) > 0
+        tr, crs = src.transform, src.crs
+    if crs is not None and crs.is_geographic:
+        raise ValueError(f"{path}: CRS {crs.to_string()} is geographic; areas need a projected CRS")
+    unit = 1.0
+    if crs is not None:
+        name, factor = crs.units_factor
+        unit = float(factor) if factor else 1.0
+    pix_area = abs(tr.a * tr.e - tr.b * tr.d) * unit * unit
+    valid &= np.isfinite(dh)
+    changed = valid & (np.abs(dh) >= min_height)
+    labels, n = ndimage.label(changed, structure=np.ones((3, 3), int))
+    idx = np.arange(1, n + 1)
+    count = ndimage.sum_labels(np.ones_like(dh), labels, idx)
+    total = ndimage.sum_labels(dh, labels, idx)
+    hi = ndimage.maximum(dh, labels, idx) if n else np.array([])
+    lo = ndimage.minimum(dh, labels, idx) if n else np.array([])
+    props = {}
+    for i in range(n):
+        area = float(count[i]) * pix_area
+        if area < min_area:
+            continue
+        mx = float(hi[i]) if abs(hi[i]) >= abs(lo[i]) else float(lo[i])
+        props[i + 1] = {"id": i + 1, "area_m2": round(area, 3), "mean_dh_m": round(float(total[i] / count[i]), 3),
+                        "max_dh_m": round(mx, 3), "volume_m3": round(float(total[i]) * pix_area, 3),
+                        "cells": int(count[i])}
+    feats = []
+    for geom, val in shapes(labels.astype(np.int32), mask=labels > 0, transform=tr, connectivity=8):
+        if int(val) in props:
+            feats.append({"type": "Feature", "geometry": geom, "properties": props[int(val)]})
+    fc = {"type": "FeatureCollection", "name": path.stem,
+          "crs": {"type": "name", "properties": {"name": crs.to_string() if crs else None}},
+          "features": feats}
+    summary = {"regions": len(props), "pixel_area_m2": pix_area,
+               "total_area_m2": round(sum(p["area_m2"] for p in props.values()), 3),
+               "net_volume_m3": round(sum(p["volume_m3"] for p in props.values()), 3)}
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(fc))
+        os.replace(tmp, out)
+    return {"summary": summary, "regions": list(props.values()), "geojson": fc}
