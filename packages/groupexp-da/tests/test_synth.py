@@ -73,3 +73,17 @@ def test_synth_cli(tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path), "--domain", "source", "--frames", "2"]) == 0
     assert (tmp_path / "val_infos.pkl").is_file()
     assert (tmp_path / "points" / "000001.bin").is_file()
+
+
+def test_sector_culled_ray_casting_equals_dense():
+    from groupexp_da.data import synth
+
+    spec = DOMAINS["source"]
+    rng = np.random.default_rng(0)
+    scene = synth.make_scene(spec.scene, -1.73, rng)
+    dirs, _ = synth.ray_directions(replace(spec.lidar, azimuth_steps=256, beams=16))
+    parts, _ = synth.car_parts(scene["cars"])
+    boxes = np.vstack([parts, scene["solids"], [[0.5, 0.0, -1.73, 3.0, 3.0, 2.0, 0.3]]])
+    dense = synth._ray_boxes_dense(dirs, boxes)
+    assert np.isfinite(dense).any()
+    np.testing.assert_array_equal(synth._ray_boxes(dirs, boxes), dense)

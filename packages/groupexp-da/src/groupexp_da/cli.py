@@ -128,7 +128,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from groupexp_da.engine.demo import run_demo
 
     run_demo(a.out, frames_source=a.frames_source, frames_target=a.frames_target,
-             epochs=a.epochs, st3d_epochs=a.st3d_epochs, seed=a.seed)
+             epochs=a.epochs, st3d_epochs=a.st3d_epochs, rounds=a.rounds, seed=a.seed,
+             oracle=a.oracle)
     return 0
 
 
@@ -194,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--frames-target", type=int, default=100)
     m.add_argument("--epochs", type=int, default=6)
     m.add_argument("--st3d-epochs", type=int, default=2)
+    m.add_argument("--rounds", type=int, default=1, help="ST3D rounds")
+    m.add_argument("--oracle", action="store_true", help="also train the target oracle")
     m.add_argument("--seed", type=int, default=0)
     m.set_defaults(fn=cmd_demo)
     return p

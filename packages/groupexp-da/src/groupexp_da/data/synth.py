@@ -143,20 +143,16 @@ def car_parts(cars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(parts).reshape(-1, 7), np.asarray(owner, dtype=np.int64)
 
 
-def _ray_boxes(dirs: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def _ray_boxes_dense(dirs: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Distance along unit rays from the origin to oriented boxes, (R, B), inf on miss."""
-    if len(boxes) == 0:
-        return np.full((len(dirs), 0), np.inf, dtype=np.float32)
     c, s = np.cos(boxes[:, 6]), np.sin(boxes[:, 6])
     ox, oy = -boxes[:, 0], -boxes[:, 1]  # origin relative to box centre
-    lo_x, lo_y = c * ox + s * oy, -s * ox + c * oy
-    lo_z = -(boxes[:, 2] + 0.5 * boxes[:, 5])
+    lo = (c * ox + s * oy, -s * ox + c * oy, -(boxes[:, 2] + 0.5 * boxes[:, 5]))
     dx, dy, dz = dirs[:, 0:1], dirs[:, 1:2], dirs[:, 2:3]
     ld = (c * dx + s * dy, -s * dx + c * dy, np.broadcast_to(dz, (len(dirs), len(boxes))))
-    lo = (lo_x, lo_y, lo_z)
     half = 0.5 * boxes[:, 3:6]
-    tmin = np.full((len(dirs), len(boxes)), -np.inf, dtype=np.float32)
-    tmax = np.full((len(dirs), len(boxes)), np.inf, dtype=np.float32)
+    tmin = np.full((len(dirs), len(boxes)), -np.inf)
+    tmax = np.full((len(dirs), len(boxes)), np.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
         for k in range(3):
             inv = 1.0 / ld[k]
@@ -165,7 +161,35 @@ def _ray_boxes(dirs: np.ndarray, boxes: np.ndarray) -> np.ndarray:
             tmin = np.maximum(tmin, np.nan_to_num(np.minimum(t1, t2), nan=-np.inf))
             tmax = np.minimum(tmax, np.nan_to_num(np.maximum(t1, t2), nan=np.inf))
     hit = (tmax >= tmin) & (tmax > 0)
-    return np.where(hit, np.maximum(tmin, 0.0), np.inf).astype(np.float32)
+    return np.where(hit, np.maximum(tmin, 0.0), np.inf)
+
+
+def _wrap(a: np.ndarray) -> np.ndarray:
+    return (a + np.pi) % (2 * np.pi) - np.pi
+
+
+def _ray_boxes(dirs: np.ndarray, boxes: np.ndarray, n_sectors: int = 48) -> np.ndarray:
+    """Like :func:`_ray_boxes_dense` but only tests boxes inside each ray's azimuth sector."""
+    out = np.full((len(dirs), len(boxes)), np.inf)
+    if len(boxes) == 0 or len(dirs) == 0:
+        return out
+    az = np.arctan2(dirs[:, 1], dirs[:, 0])
+    ctr = np.arctan2(boxes[:, 1], boxes[:, 0])
+    rad = 0.5 * np.hypot(boxes[:, 3], boxes[:, 4])
+    dist = np.hypot(boxes[:, 0], boxes[:, 1])
+    half = np.where(dist > rad, np.arcsin(np.clip(rad / np.maximum(dist, 1e-9), 0, 1)), np.pi)
+    edges = np.linspace(-np.pi, np.pi, n_sectors + 1)
+    sector = np.clip(np.searchsorted(edges, az, side="right") - 1, 0, n_sectors - 1)
+    sec_half = np.pi / n_sectors
+    for k in range(n_sectors):
+        rays = np.flatnonzero(sector == k)
+        if rays.size == 0:
+            continue
+        mid = 0.5 * (edges[k] + edges[k + 1])
+        cand = np.flatnonzero(np.abs(_wrap(ctr - mid)) <= half + sec_half + 1e-6)
+        if cand.size:
+            out[np.ix_(rays, cand)] = _ray_boxes_dense(dirs[rays], boxes[cand])
+    return out
 
 
 def _ray_spheres(dirs: np.ndarray, spheres: np.ndarray) -> np.ndarray:
