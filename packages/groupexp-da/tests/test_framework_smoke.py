@@ -5,7 +5,6 @@ import copy
 from pathlib import Path
 
 import mmdet3d
-import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate

@@ -21,6 +21,10 @@ def _kv(items: list[str] | None) -> dict:
     return out
 
 
+# where ``show`` looks for an info's lidar_path below --data-root (first hit wins)
+PTS_DIRS = ("", "points", "training/velodyne_reduced", "training/velodyne", "samples/LIDAR_TOP")
+
+
 def cmd_synth(a: argparse.Namespace) -> int:
     from groupexp_da.data.synth import write_domain
 
@@ -87,7 +91,7 @@ def cmd_show(a: argparse.Namespace) -> int:
     import mmengine
     import numpy as np
 
-    from groupexp_da.data.transforms import read_points
+    from groupexp_da.data.io import read_points
     from groupexp_da.eval.gt import frame_id, gt_frame
     from groupexp_da.eval.plots import bev_plot
 
@@ -98,7 +102,9 @@ def cmd_show(a: argparse.Namespace) -> int:
     info = infos[a.index]
     root = Path(a.data_root or Path(a.info).parent)
     lp = info["lidar_points"]
-    pts = read_points(str(root / lp["lidar_path"]), int(a.load_dim or lp["num_pts_feats"]))
+    cands = [root / sub / lp["lidar_path"] for sub in PTS_DIRS]
+    pts_file = next((c for c in cands if c.is_file()), cands[0])
+    pts = read_points(str(pts_file), int(a.load_dim or lp["num_pts_feats"]))
     gt = gt_frame(info, data.get("metainfo", {}), a.gt_format)
     gt_boxes = gt["boxes"][gt["names"] == "Car"]
     pred = scores = None
@@ -109,7 +115,7 @@ def cmd_show(a: argparse.Namespace) -> int:
         cfg = load_config(a.config)
         ds = dict(cfg.test_dataloader.dataset)
         ds.update(data_root=str(root), ann_file=str(Path(a.info).resolve()),
-                  indices=[a.index], data_prefix=dict(pts=""))
+                  indices=[a.index], data_prefix=dict(pts=str(pts_file.parent)))
         p = predict_dataset(build_model(cfg, a.checkpoint), build_dataset(ds))[0]
         pred, scores = p["boxes"], p["scores"]
     pseudo = plab = None

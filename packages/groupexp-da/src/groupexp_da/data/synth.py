@@ -44,7 +44,7 @@ class SceneSpec:
     buildings: tuple[int, int] = (2, 5)
     poles: tuple[int, int] = (3, 8)
     bushes: tuple[int, int] = (3, 8)
-    area: tuple[float, float, float, float] = (3.0, 45.0, -22.0, 22.0)  # xmin xmax ymin ymax
+    area: tuple[float, float, float, float] = (3.0, 36.0, -17.0, 17.0)  # xmin xmax ymin ymax
 
 
 @dataclass(frozen=True)
@@ -127,17 +127,17 @@ def make_scene(spec: SceneSpec, ground_z: float, rng: np.random.Generator) -> di
 
 
 def car_parts(cars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split each car box into body + cabin boxes; returns (parts (2N, 7), owner (2N,))."""
+    """Split each car into body, cabin and two wheel blocks: (parts (4N, 7), owner (4N,))."""
     parts, owner = [], []
-    for i, (x, y, z, l, w, h, yaw) in enumerate(cars):
-        parts.append([x, y, z + 0.15 * h, l, w, 0.5 * h, yaw])  # body above the wheels
-        off = -0.08 * l
+    for i, (x, y, z, ln, w, h, yaw) in enumerate(cars):
+        parts.append([x, y, z + 0.15 * h, ln, w, 0.5 * h, yaw])  # body above the wheels
+        off = -0.08 * ln
         parts.append([x + off * np.cos(yaw), y + off * np.sin(yaw), z + 0.65 * h,
-                      0.55 * l, 0.92 * w, 0.35 * h, yaw])
+                      0.55 * ln, 0.92 * w, 0.35 * h, yaw])
         owner += [i, i]
-        parts.append([x + 0.3 * l * np.cos(yaw), y + 0.3 * l * np.sin(yaw), z, 0.2 * l, 0.9 * w,
+        parts.append([x + 0.3 * ln * np.cos(yaw), y + 0.3 * ln * np.sin(yaw), z, 0.2 * ln, 0.9 * w,
                       0.15 * h, yaw])  # front wheels/bumper
-        parts.append([x - 0.3 * l * np.cos(yaw), y - 0.3 * l * np.sin(yaw), z, 0.2 * l, 0.9 * w,
+        parts.append([x - 0.3 * ln * np.cos(yaw), y - 0.3 * ln * np.sin(yaw), z, 0.2 * ln, 0.9 * w,
                       0.15 * h, yaw])  # rear wheels
         owner += [i, i]
     return np.asarray(parts).reshape(-1, 7), np.asarray(owner, dtype=np.int64)

@@ -5,8 +5,6 @@ Use them from configs through ``custom_imports = dict(imports=['groupexp_da'])``
 
 from __future__ import annotations
 
-import os
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,6 +15,7 @@ from mmdet3d.structures import LiDARInstance3DBoxes
 from mmdet3d.structures.points import LiDARPoints
 
 from groupexp_da.data.geometry import resize_objects
+from groupexp_da.data.io import read_points
 
 # ST3D's SHIFT_COOR: move the origin to the road surface.
 Z_SHIFT = {"kitti": 1.6, "nuscenes": 1.8, "waymo": 0.0}
@@ -34,30 +33,6 @@ META_KEYS = (
     "pcd_rotation", "pcd_rotation_angle", "transformation_3d_flow", "lidar2cam", "cam2img",
     "lidar2img", "img_shape", "ori_shape",
 )
-
-
-def read_points(path: str, num_feats: int, nan: str = "drop") -> np.ndarray:
-    """Read a float32 ``.bin`` point file with clear errors for bad frames."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"point file referenced by the info pkl is missing: {path}")
-    raw = np.fromfile(path, dtype=np.float32)
-    if raw.size == 0:
-        raise ValueError(f"{path}: empty point cloud")
-    if raw.size % num_feats != 0:
-        raise ValueError(
-            f"{path}: {raw.size} floats is not a multiple of the declared point dimension "
-            f"{num_feats} (wrong load_dim / num_pts_feats for this file?)"
-        )
-    pts = raw.reshape(-1, num_feats)
-    bad = ~np.isfinite(pts[:, :3]).all(1)
-    if bad.any():
-        if nan == "raise":
-            raise ValueError(f"{path}: {int(bad.sum())} points with NaN/inf coordinates")
-        warnings.warn(f"{path}: dropping {int(bad.sum())} NaN/inf points", stacklevel=2)
-        pts = pts[~bad]
-        if len(pts) == 0:
-            raise ValueError(f"{path}: no finite points left")
-    return pts
 
 
 @TRANSFORMS.register_module()

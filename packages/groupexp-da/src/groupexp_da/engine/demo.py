@@ -52,7 +52,7 @@ def results_table(rows: dict[str, dict]) -> str:
 
 
 def _plots(out: Path, data: Path, ckpts: dict[str, str], pseudo: Path | None) -> list[str]:
-    from groupexp_da.data.transforms import read_points
+    from groupexp_da.data.io import read_points
     from groupexp_da.engine.inference import build_dataset, build_model, predict_dataset
     from groupexp_da.engine.runner import load_config
     from groupexp_da.eval.gt import gt_frame

@@ -12,19 +12,18 @@ from mmengine.config import Config, ConfigDict
 
 def load_state_dict(path: str) -> dict:
     """Weights of an mmengine checkpoint, loaded with ``weights_only=True``."""
-    from mmengine.logging.history_buffer import HistoryBuffer
+    from groupexp_da.register import checkpoint_safe_globals
 
-    safe = [OrderedDict, HistoryBuffer, np.dtype, np.core.multiarray._reconstruct, np.ndarray,
-            type(np.dtype("float64")), type(np.dtype("int64")), np.float64, np.int64]
-    with torch.serialization.safe_globals(safe):
+    with torch.serialization.safe_globals([OrderedDict, *checkpoint_safe_globals()]):
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     return ckpt.get("state_dict", ckpt)
 
 
 def build_model(cfg: Config, checkpoint: str | None = None, device: str = "cpu"):
-    import groupexp_da.register  # noqa: F401
     from mmdet3d.registry import MODELS
     from mmdet3d.utils import register_all_modules
+
+    import groupexp_da.register  # noqa: F401
 
     register_all_modules(init_default_scope=True)
     model = MODELS.build(copy.deepcopy(cfg.model))
@@ -36,8 +35,9 @@ def build_model(cfg: Config, checkpoint: str | None = None, device: str = "cpu")
 
 
 def build_dataset(ds_cfg: dict | ConfigDict):
-    import groupexp_da.register  # noqa: F401
     from mmdet3d.registry import DATASETS
+
+    import groupexp_da.register  # noqa: F401
 
     return DATASETS.build(copy.deepcopy(ds_cfg))
 

@@ -64,7 +64,8 @@ def load_config(name: str | os.PathLike, source: str | None = None, target: str 
 
 def build_runner(cfg: Config):
     """An mmengine Runner for ``cfg`` (imports the package registrations first)."""
-    import groupexp_da.register  # noqa: F401
     from mmengine.runner import Runner
+
+    import groupexp_da.register  # noqa: F401
 
     return Runner.from_cfg(cfg)

@@ -28,10 +28,10 @@ def camera_to_lidar(boxes_cam: np.ndarray, lidar2cam: np.ndarray) -> np.ndarray:
     boxes_cam = np.asarray(boxes_cam, np.float64).reshape(-1, 7)
     cam2lidar = np.linalg.inv(np.asarray(lidar2cam, np.float64))
     xyz = np.c_[boxes_cam[:, :3], np.ones(len(boxes_cam))] @ cam2lidar.T
-    l, h, w = boxes_cam[:, 3], boxes_cam[:, 4], boxes_cam[:, 5]
+    ln, h, w = boxes_cam[:, 3], boxes_cam[:, 4], boxes_cam[:, 5]
     yaw = -boxes_cam[:, 6] - np.pi / 2
     yaw = (yaw + np.pi) % (2 * np.pi) - np.pi
-    return np.c_[xyz[:, :3], l, w, h, yaw]
+    return np.c_[xyz[:, :3], ln, w, h, yaw]
 
 
 def frame_id(info: dict) -> int | str:

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import mmengine
 import numpy as np
+from mmdet3d.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
-from mmdet3d.registry import METRICS
 
 from groupexp_da.data.geometry import lidar_box_corners
 from groupexp_da.eval.gt import frame_id, gt_frame

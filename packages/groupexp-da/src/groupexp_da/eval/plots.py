@@ -8,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from groupexp_da.data.geometry import lidar_box_corners  # noqa: E402
+from groupexp_da.data.geometry import lidar_box_corners
 
 
 def _draw(ax, boxes: np.ndarray, color: str, label: str, ls: str = "-") -> None:
