@@ -27,7 +27,7 @@ tools-env: uv
 install: uv tools-env
 	@set -e; for p in $(PKG); do \
 	  echo "== install $$p"; start=$$(date +%s); \
-	  (cd packages/$$p && $(UV) sync --frozen --python $(PYTHON)); \
+	  (cd packages/$$p && $(UV) sync --frozen --quiet --python $(PYTHON)); \
 	  echo "== $$p installed in $$(( $$(date +%s) - start )) s"; \
 	done
 
