@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
+from nerfstudio.data.pixel_samplers import PatchPixelSamplerConfig, PixelSampler
 
 from instance_nerf.data.dataparser import InstanceDataParserConfig
 from instance_nerf.data.dataset import InstanceDataset
@@ -24,6 +25,18 @@ class InstanceDataManager(VanillaDataManager[InstanceDataset]):
     """Tags each training batch with its patch size so the model knows the ray layout."""
 
     config: InstanceDataManagerConfig
+
+    def _get_pixel_sampler(self, dataset: InstanceDataset, num_rays_per_batch: int) -> PixelSampler:
+        # nerfstudio's PatchPixelSampler rounds the batch with its default patch size (32) before
+        # reading the requested one, which gives 0 rays for batches < 1024; pass it up front.
+        patch = int(self.config.patch_size)
+        if patch > 1:
+            if num_rays_per_batch < patch * patch:
+                raise ValueError(f"{num_rays_per_batch} rays per batch is less than one {patch}x{patch} patch")
+            return PatchPixelSamplerConfig(patch_size=patch).setup(
+                patch_size=patch, num_rays_per_batch=num_rays_per_batch
+            )
+        return super()._get_pixel_sampler(dataset, num_rays_per_batch)
 
     def next_train(self, step: int):
         ray_bundle, batch = super().next_train(step)

@@ -39,16 +39,16 @@ def small_nerfacto_model(**overrides) -> NerfactoModelConfig:
         eval_num_rays_per_chunk=4096,
         average_init_density=0.01,
         camera_optimizer=CameraOptimizerConfig(mode="off"),
-        num_nerf_samples_per_ray=32,
-        num_proposal_samples_per_ray=(64, 32),
+        num_nerf_samples_per_ray=16,
+        num_proposal_samples_per_ray=(48, 24),
         hidden_dim=32,
         hidden_dim_color=32,
         log2_hashmap_size=15,
-        max_res=512,
-        num_levels=12,
+        max_res=256,
+        num_levels=8,
         proposal_net_args_list=[
-            {"hidden_dim": 16, "log2_hashmap_size": 14, "num_levels": 5, "max_res": 64, "use_linear": False},
-            {"hidden_dim": 16, "log2_hashmap_size": 14, "num_levels": 5, "max_res": 128, "use_linear": False},
+            {"hidden_dim": 16, "log2_hashmap_size": 14, "num_levels": 4, "max_res": 64, "use_linear": False},
+            {"hidden_dim": 16, "log2_hashmap_size": 14, "num_levels": 4, "max_res": 128, "use_linear": False},
         ],
     )
     kw.update(overrides)
@@ -92,3 +92,41 @@ def nerfacto_cpu_config(
         ),
         optimizers=nerfacto_optimizers(),
     )
+
+
+def instance_cpu_config(
+    data: Path,
+    output_dir: Path,
+    max_iters: int = 2,
+    rays_per_batch: int = 256,
+    nerfacto_checkpoint: Path | None = None,
+    patch_size: int = 8,
+    device: str = "cpu",
+    **model_overrides,
+) -> WeightsOnlyTrainerConfig:
+    """instance-nerf on the InstanceDataParser; two-stage when ``nerfacto_checkpoint`` is given."""
+    from instance_nerf.data.datamanager import InstanceDataManagerConfig
+    from instance_nerf.data.dataparser import InstanceDataParserConfig
+    from instance_nerf.method import instance_optimizers
+    from instance_nerf.models.instance_nerfacto import InstanceNerfModelConfig
+
+    base = small_nerfacto_model()
+    kw = {k: getattr(base, k) for k in (
+        "implementation", "eval_num_rays_per_chunk", "average_init_density", "camera_optimizer",
+        "num_nerf_samples_per_ray", "num_proposal_samples_per_ray", "hidden_dim", "hidden_dim_color",
+        "log2_hashmap_size", "max_res", "num_levels", "proposal_net_args_list")}
+    kw.update(instance_num_levels=6, instance_max_res=128, instance_log2_hashmap_size=15,
+              nerfacto_checkpoint=nerfacto_checkpoint)
+    kw.update(model_overrides)
+    cfg = nerfacto_cpu_config(data, InstanceDataParserConfig(data=Path(data)), output_dir, max_iters,
+                              rays_per_batch, device=device)
+    cfg.method_name = cfg.experiment_name = "instance-nerf"
+    cfg.pipeline.datamanager = InstanceDataManagerConfig(
+        dataparser=InstanceDataParserConfig(data=Path(data)),
+        train_num_rays_per_batch=rays_per_batch,
+        eval_num_rays_per_batch=rays_per_batch,
+        patch_size=patch_size,
+    )
+    cfg.pipeline.model = InstanceNerfModelConfig(**kw)
+    cfg.optimizers = instance_optimizers()
+    return cfg
