@@ -229,7 +229,7 @@ def synth_dataset(
             _write(out / split / folders[0] / name, s["before"], tr)
             _write(out / split / folders[1] / name, s["after"], tr)
             _write(out / split / folders[2] / name, s["mask"], tr)
-            _write(out / split / folders[3] / name, height_map_1m(s["dh"]), tr * Affine.scale(2))
+            _write(out / split / folders[3] / name, height_map_1m(s["dh"]), tr @ Affine.scale(2))
     return out
 
 
@@ -256,7 +256,7 @@ def synth_pair(
         for k, n in names.items():
             if k == "dh":
                 dsts[k] = rasterio.open(out / (n + ".tmp"), "w", width=size // 2, height=size // 2,
-                                        count=1, dtype="float32", transform=tr * Affine.scale(2), **prof)
+                                        count=1, dtype="float32", transform=tr @ Affine.scale(2), **prof)
             else:
                 dsts[k] = rasterio.open(out / (n + ".tmp"), "w", width=size, height=size,
                                         count=3 if k in ("before", "after") else 1, dtype="uint8",

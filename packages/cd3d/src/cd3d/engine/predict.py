@@ -118,7 +118,7 @@ def _run(det, a, b, out: Path, cfg: PredictConfig, dev: torch.device, progress: 
     paths = {"change_2d": out / "change_2d.tif", "change_3d": out / "change_3d.tif"}
     tmp = {k: p.with_name(p.name + ".tmp") for k, p in paths.items()}
     p2 = _profile(a, "uint8", NODATA_2D, W, H, a.transform)
-    p3 = _profile(a, "float32", NODATA_3D, W3, H3, a.transform * Affine.scale(2))
+    p3 = _profile(a, "float32", NODATA_3D, W3, H3, a.transform @ Affine.scale(2))
     ys, xs = positions(H, cfg.tile, stride), positions(W, cfg.tile, stride)
     cap = max(s for _, s in ys) + 1
     acc2, w2 = np.zeros((cap, W), np.float32), np.zeros((cap, W), np.float32)
