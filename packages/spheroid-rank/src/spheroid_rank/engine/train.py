@@ -1,0 +1,99 @@
+"""SSL training with Lightning: checkpoints, resume, TensorBoard, seed, AMP/DDP on GPU."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch.utils.data import DataLoader
+
+from spheroid_rank.data.dataset import SpheroidImages
+from spheroid_rank.data.transforms import ssl_transform
+from spheroid_rank.engine.ssl_module import SSLModule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SSLConfig:
+    """Settings of one SSL run (also stored next to the exported backbone)."""
+
+    method: str = "simclr"
+    backbone: str = "resnet18"
+    img_size: int = 64
+    load_size: int = 72
+    focal: str = "sharpest"
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    min_scale: float = 0.5
+    seed: int = 0
+    workers: int = 0
+    accelerator: str = "auto"
+    devices: int | str = 1
+    precision: str | None = None
+    method_kwargs: dict = field(default_factory=dict)
+
+    @property
+    def in_chans(self) -> int:
+        return 3 if self.focal == "channels" else 1
+
+
+def train_ssl(table: pd.DataFrame, out: str | Path, cfg: SSLConfig,
+              progress: bool = True) -> Path:
+    """Train on every image of ``table``; resumes from ``out/checkpoints/last.ckpt``.
+
+    Writes ``out/backbone.pt`` (``{"config", "state_dict"}``, loadable with
+    ``weights_only=True``) and returns its path.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    n_views = 2
+    ds = SpheroidImages(table, cfg.load_size, cfg.focal,
+                        ssl_transform(cfg.img_size, cfg.in_chans, n_views, cfg.min_scale)).preload()
+    bs = min(cfg.batch_size, len(ds))
+    dl = DataLoader(ds, batch_size=bs, shuffle=True, drop_last=True, num_workers=cfg.workers,
+                    persistent_workers=cfg.workers > 0)
+    module = SSLModule(cfg.method, cfg.backbone, cfg.in_chans, cfg.img_size, cfg.lr,
+                       **cfg.method_kwargs)
+    cuda = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
+    precision = cfg.precision or ("16-mixed" if cuda else "32-true")
+    multi = cuda and (cfg.devices == -1 or (isinstance(cfg.devices, int) and cfg.devices > 1))
+    ckpt_dir = out / "checkpoints"
+    trainer = L.Trainer(
+        max_epochs=cfg.epochs,
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        strategy="ddp" if multi else "auto",
+        precision=precision,
+        default_root_dir=str(out),
+        logger=TensorBoardLogger(str(out), name="tensorboard"),
+        callbacks=[ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=0)],
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        deterministic=False,
+    )
+    last = ckpt_dir / "last.ckpt"
+    if last.exists():
+        log.info("resuming SSL training from %s", last)
+    trainer.fit(module, dl, ckpt_path=str(last) if last.exists() else None)
+    path = out / "backbone.pt"
+    if trainer.is_global_zero:
+        save_backbone(module, cfg, path)
+    return path
+
+
+def save_backbone(module: SSLModule, cfg: SSLConfig, path: Path) -> None:
+    """Save the trained embedding network (temp file + rename)."""
+    state = {k: v.detach().cpu() for k, v in module.model.state_dict().items()}
+    tmp = path.with_suffix(".tmp")
+    torch.save({"config": asdict(cfg), "state_dict": state}, tmp)
+    tmp.replace(path)

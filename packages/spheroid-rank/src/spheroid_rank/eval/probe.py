@@ -1,0 +1,66 @@
+"""Embedding evaluation: linear probe with 10/20/30/all examples per class, kNN accuracy.
+
+Classes are the experimental groups {untreated, single_dose, screening}. Images of days
+after the drug day are used; train/test split is by well so one spheroid never sits on
+both sides.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.model_selection import GroupShuffleSplit
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from spheroid_rank.data.metadata import GROUPS
+
+
+def probe_split(meta: pd.DataFrame, min_day: int, test_size: float = 0.4, seed: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, test) of images with day >= ``min_day``, split by well."""
+    idx = np.flatnonzero(meta["day"].astype(int).to_numpy() >= min_day)
+    groups = (meta["plate"].astype(str) + "/" + meta["well"]).to_numpy()[idx]
+    tr, te = next(GroupShuffleSplit(1, test_size=test_size, random_state=seed)
+                  .split(idx, groups=groups))
+    return idx[tr], idx[te]
+
+
+def _subsample(labels: np.ndarray, idx: np.ndarray, n: int | None,
+               rng: np.random.Generator) -> np.ndarray:
+    if n is None:
+        return idx
+    keep = [rng.permutation(idx[labels[idx] == c])[:n] for c in np.unique(labels[idx])]
+    return np.concatenate(keep)
+
+
+def linear_probe(meta: pd.DataFrame, emb: np.ndarray, shots=(10, 20, 30, None),
+                 min_day: int = 8, seed: int = 0) -> pd.DataFrame:
+    """Logistic-regression accuracy for each number of training examples per class."""
+    y = meta["group"].map({g: i for i, g in enumerate(GROUPS)}).to_numpy()
+    tr, te = probe_split(meta, min_day, seed=seed)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in shots:
+        sub = _subsample(y, tr, n, rng)
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5))
+        clf.fit(emb[sub], y[sub])
+        pred = clf.predict(emb[te])
+        rows.append({"per_class": "all" if n is None else n, "n_train": int(len(sub)),
+                     "n_test": int(len(te)), "accuracy": float((pred == y[te]).mean()),
+                     "balanced_accuracy": float(balanced_accuracy_score(y[te], pred))})
+    return pd.DataFrame(rows)
+
+
+def knn_accuracy(meta: pd.DataFrame, emb: np.ndarray, k: int = 5, min_day: int = 8,
+                 seed: int = 0) -> dict[str, float]:
+    """Cosine kNN accuracy on the same well-level split."""
+    y = meta["group"].to_numpy()
+    tr, te = probe_split(meta, min_day, seed=seed)
+    clf = KNeighborsClassifier(n_neighbors=min(k, len(tr)), metric="cosine").fit(emb[tr], y[tr])
+    pred = clf.predict(emb[te])
+    return {"k": k, "accuracy": float((pred == y[te]).mean()),
+            "balanced_accuracy": float(balanced_accuracy_score(y[te], pred))}
