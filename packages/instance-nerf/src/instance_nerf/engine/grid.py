@@ -1,0 +1,122 @@
+"""Sample a trained field on a regular grid (NeRF-RPN convention) and at arbitrary points."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+# fn(points (N,3), dirs (K,3) unit view directions per camera origin) -> rgb (N,3), sigma (N,), logits (N,L)
+FieldFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
+
+
+def grid_axes(aabb: np.ndarray, resolution: int) -> list[np.ndarray]:
+    """Voxel-centre coordinates per axis; the longest AABB side gets ``resolution`` voxels."""
+    aabb = np.asarray(aabb, dtype=np.float64)
+    ext = aabb[1] - aabb[0]
+    if np.any(ext <= 0):
+        raise ValueError(f"degenerate AABB {aabb.tolist()}")
+    dims = np.maximum(np.round(ext / ext.max() * resolution).astype(int), 1)
+    return [aabb[0, i] + (np.arange(dims[i]) + 0.5) * ext[i] / dims[i] for i in range(3)]
+
+
+@torch.no_grad()
+def extract_grid(fn: FieldFn, aabb: np.ndarray, resolution: int, cam_origins: Tensor, chunk: int = 65536,
+                 alpha: bool = False) -> dict[str, np.ndarray]:
+    """Return rgbsigma (W, L, H, 4) (x -> W, y -> L, z -> H, z-up), instance argmax and its probability.
+
+    RGB is averaged over the directions from each camera origin to the voxel; sigma is raw density
+    unless ``alpha`` (then 1 - exp(-sigma * voxel size)).
+    """
+    axes = grid_axes(aabb, resolution)
+    dims = tuple(len(a) for a in axes)
+    pts = torch.from_numpy(np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)).float()
+    rgb_out, sig_out, id_out, prob_out = [], [], [], []
+    for s in range(0, len(pts), chunk):
+        p = pts[s : s + chunk]
+        dirs = p[None] - cam_origins[:, None].to(p)  # (K, N, 3)
+        dirs = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+        rgb, sigma, logits = fn(p, dirs)
+        prob = logits.softmax(-1)
+        conf, ids = prob.max(-1)
+        rgb_out.append(rgb.cpu())
+        sig_out.append(sigma.reshape(-1).cpu())
+        id_out.append(ids.cpu())
+        prob_out.append(conf.cpu())
+    sigma = torch.cat(sig_out)
+    if alpha:
+        voxel = float((np.asarray(aabb)[1] - np.asarray(aabb)[0]).max() / resolution)
+        sigma = 1.0 - torch.exp(-sigma * voxel)
+    rgbsigma = torch.cat([torch.cat(rgb_out), sigma[:, None]], -1).reshape(*dims, 4)
+    return {
+        "rgbsigma": rgbsigma.numpy().astype(np.float32),
+        "instance": torch.cat(id_out).reshape(dims).numpy().astype(np.int16),
+        "instance_prob": torch.cat(prob_out).reshape(dims).numpy().astype(np.float16),
+        "bbox_min": np.asarray(aabb[0], dtype=np.float32),
+        "bbox_max": np.asarray(aabb[1], dtype=np.float32),
+    }
+
+
+def model_field_fn(model, device: torch.device | str = "cpu") -> FieldFn:
+    """Wrap an InstanceNerfModel's field as a :data:`FieldFn` (eval mode, average appearance)."""
+    from nerfstudio.cameras.rays import Frustums, RaySamples
+    from nerfstudio.field_components.field_heads import FieldHeadNames
+
+    field = model.field
+
+    def samples(p: Tensor, d: Tensor) -> RaySamples:
+        n = len(p)
+        z = torch.zeros(n, 1, device=device)
+        return RaySamples(
+            frustums=Frustums(origins=p, directions=d, starts=z, ends=z, pixel_area=torch.ones_like(z)),
+            camera_indices=torch.zeros(n, 1, dtype=torch.long, device=device),
+        )
+
+    def fn(p: Tensor, dirs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        p = p.to(device)
+        rs = samples(p, dirs[0].to(device))
+        density, geo = field.get_density(rs)
+        pos = field._sample_locations
+        logits = field.instance_logits(pos, geo)
+        rgb = torch.zeros(len(p), 3, device=device)
+        for d in dirs:
+            out = field.get_outputs(samples(p, d.to(device)), density_embedding=geo)
+            rgb += out[FieldHeadNames.RGB]
+        return rgb / len(dirs), density.reshape(-1), logits
+
+    return fn
+
+
+@torch.no_grad()
+def query_points(fn: FieldFn, points: Tensor, chunk: int = 65536) -> dict[str, np.ndarray]:
+    """Instance id, its probability and the density at world points (N, 3)."""
+    ids, probs, dens = [], [], []
+    up = torch.tensor([[0.0, 0.0, -1.0]])
+    for s in range(0, len(points), chunk):
+        p = points[s : s + chunk].float()
+        _, sigma, logits = fn(p, up.expand(1, len(p), 3))
+        conf, k = logits.softmax(-1).max(-1)
+        ids.append(k.cpu())
+        probs.append(conf.cpu())
+        dens.append(sigma.reshape(-1).cpu())
+    return {"instance": torch.cat(ids).numpy(), "probability": torch.cat(probs).numpy(),
+            "density": torch.cat(dens).numpy()}
+
+
+def write_ply(path, xyz: np.ndarray, rgb: np.ndarray) -> None:
+    """ASCII PLY point cloud with uint8 colours, written to a temp name then renamed."""
+    from pathlib import Path
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    col = np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
+    with open(tmp, "w") as f:
+        f.write("ply\nformat ascii 1.0\n")
+        f.write(f"element vertex {len(xyz)}\n")
+        f.write("property float x\nproperty float y\nproperty float z\n")
+        f.write("property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n")
+        for (x, y, z), (r, g, b) in zip(xyz, col):
+            f.write(f"{x:.5f} {y:.5f} {z:.5f} {r} {g} {b}\n")
+    tmp.replace(path)
