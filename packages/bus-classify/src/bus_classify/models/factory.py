@@ -43,7 +43,7 @@ def gradcam_target_layer(model: nn.Module) -> nn.Module:
         convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
         return convs[-1]
     if hasattr(model, "layers") and hasattr(model, "norm") and "Swin" in type(model).__name__:
-        return model.layers[-1].blocks[-1].norm2
+        return model.layers[-1].blocks[-1]
     if hasattr(model, "stages"):
         return model.stages[-1]
     if hasattr(model, "layer4"):
@@ -56,5 +56,9 @@ def gradcam_target_layer(model: nn.Module) -> nn.Module:
 def reshape_transform_for(model: nn.Module):
     """Token-to-map reshape for transformer features (timm Swin keeps NHWC maps)."""
     if "Swin" in type(model).__name__:
-        return lambda t: t.permute(0, 3, 1, 2) if t.ndim == 4 else t
+        return _nhwc_to_nchw
     return None
+
+
+def _nhwc_to_nchw(t):
+    return t.permute(0, 3, 1, 2) if t.ndim == 4 else t

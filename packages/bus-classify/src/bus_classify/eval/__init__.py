@@ -1,0 +1,1 @@
+"""Metrics, calibration, plots, evaluation reports, Grad-CAM and zero-shot VLMs."""
