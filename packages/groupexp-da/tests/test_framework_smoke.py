@@ -14,17 +14,17 @@ CFG = (Path(mmdet3d.__file__).parent / ".mim" / "configs" / "pointpillars"
        / "pointpillars_hv_secfpn_8xb6-160e_kitti-3d-car.py")
 
 
-def _dataset(root: Path, pipeline, test_mode: bool):
+def _dataset(root: Path, view: Path, pipeline, test_mode: bool):
     from mmdet3d.registry import DATASETS
 
     return DATASETS.build(dict(
         type="KittiDataset", data_root=str(root), ann_file="kitti_000008.pkl",
-        data_prefix=dict(pts=""), pipeline=pipeline, metainfo=dict(classes=["Car"]),
+        data_prefix=dict(pts=str(view)), pipeline=pipeline, metainfo=dict(classes=["Car"]),
         modality=dict(use_lidar=True, use_camera=False), test_mode=test_mode,
         box_type_3d="LiDAR"))
 
 
-def test_pointpillars_kitti_car_train_step_and_predict(lidar_fixtures):
+def test_pointpillars_kitti_car_train_step_and_predict(lidar_fixtures, fixture_view):
     from mmdet3d.registry import MODELS
     from mmdet3d.utils import register_all_modules
 
@@ -42,7 +42,7 @@ def test_pointpillars_kitti_car_train_step_and_predict(lidar_fixtures):
     test_pipeline = copy.deepcopy(cfg.test_pipeline)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
-    train_ds = _dataset(lidar_fixtures, train_pipeline, test_mode=False)
+    train_ds = _dataset(lidar_fixtures, fixture_view, train_pipeline, test_mode=False)
     sample = train_ds[0]
     gt = sample["data_samples"].gt_instances_3d
     assert len(gt.labels_3d) >= 5 and (gt.labels_3d == 0).all()  # the frame's cars
@@ -53,7 +53,7 @@ def test_pointpillars_kitti_car_train_step_and_predict(lidar_fixtures):
     assert all(torch.isfinite(v).all() for v in losses.values())
 
     model.eval()
-    test_ds = _dataset(lidar_fixtures, test_pipeline, test_mode=True)
+    test_ds = _dataset(lidar_fixtures, fixture_view, test_pipeline, test_mode=True)
     with torch.no_grad():
         out = model.test_step(pseudo_collate([test_ds[0]]))
     pred = out[0].pred_instances_3d
