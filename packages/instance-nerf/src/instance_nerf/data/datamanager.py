@@ -10,7 +10,6 @@ from nerfstudio.data.datamanagers.base_datamanager import (
 )
 from nerfstudio.data.pixel_samplers import PatchPixelSamplerConfig, PixelSampler
 
-from instance_nerf.data.dataparser import InstanceDataParserConfig
 from instance_nerf.data.dataset import InstanceDataset
 
 
@@ -19,7 +18,6 @@ class InstanceDataManagerConfig(VanillaDataManagerConfig):
     """VanillaDataManager config with 8x8 patches by default."""
 
     _target: type = field(default_factory=lambda: InstanceDataManager)
-    dataparser: InstanceDataParserConfig = field(default_factory=InstanceDataParserConfig)
     patch_size: int = 8
     """Side of the square pixel patches; 1 = independent random pixels (no regulariser)."""
 

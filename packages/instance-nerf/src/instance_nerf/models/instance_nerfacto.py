@@ -96,7 +96,8 @@ class InstanceNerfModel(NerfactoModel):
         state = load_checkpoint(path)["pipeline"]
         prefix = "_model."
         weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        weights = {k: v for k, v in weights.items() if not k.startswith(("lpips.", "camera_optimizer."))}
+        skip = ("lpips.", "camera_optimizer.", "device_indicator_param")
+        weights = {k: v for k, v in weights.items() if not k.startswith(skip)}
         own = self.state_dict()
         bad = [k for k, v in weights.items() if k in own and own[k].shape != v.shape]
         if bad:
