@@ -134,9 +134,18 @@ def segment(img: np.ndarray, max_side: int = 512) -> tuple[np.ndarray, np.ndarra
         score = np.log(p.area) - 3.0 * d - 4.0 * touches
         if score > best_score:
             best, best_score = p.label, score
-    sph = lab == best
+    comp = lab == best
+    sph = comp
+    # refine the outline at half the object's contrast (texture/closing widen it otherwise)
+    half = 0.5 * float(np.median(dark[sph]))
+    refined = ndimage.binary_fill_holes(sph & (ndimage.gaussian_filter(dark, 0.7) > half))
+    rl = measure.label(refined)
+    if rl.max() > 0:
+        sizes = np.bincount(rl.ravel())
+        sizes[0] = 0
+        sph = rl == int(sizes.argmax())
     min_debris = max(2, int(0.00005 * h * w))
-    debris = _drop_small(fg & ~sph, min_debris)
+    debris = _drop_small(fg & ~comp, min_debris)
     if scale < 1.0:
         sph = transform.resize(sph, img.shape, order=0, anti_aliasing=False) > 0.5
         debris = transform.resize(debris, img.shape, order=0, anti_aliasing=False) > 0.5
