@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from instance_nerf.engine.configs import instance_cpu_config, nerfacto_cpu_config
@@ -75,3 +76,18 @@ def test_two_stage_freezes_nerf(tiny_scene, tmp_path):
         assert torch.equal(v, ref[k])  # frozen
     moved = [not torch.equal(a, b) for a, b in zip(inst_before, model.field.instance_parameters())]
     assert any(moved)
+
+
+@pytest.mark.gpu
+def test_joint_iterations_on_cuda(tiny_scene, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    torch.manual_seed(0)
+    trainer = _trainer(instance_cpu_config(tiny_scene, tmp_path, max_iters=20, rays_per_batch=256, device="cuda"))
+    dm = trainer.pipeline.datamanager
+    fixed = [dm.next_train(0) for _ in range(2)]
+    trainer.pipeline.model.train()
+    before = _instance_loss(trainer, fixed)
+    trainer.train()
+    trainer.pipeline.model.train()
+    assert _instance_loss(trainer, fixed) < before
