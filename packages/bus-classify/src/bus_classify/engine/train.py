@@ -53,8 +53,10 @@ def train(cfg: dict, split_csv: str, out: str | Path, device: str = "auto", devi
         accelerator = "cuda" if torch.cuda.is_available() else "cpu"
     ckpt_dir = out / "checkpoints"
     best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
-                              save_last=True, save_top_k=1, enable_version_counter=False)
-    callbacks = [best_cb, EarlyStopping("val_loss", patience=int(cfg["patience"]), mode="min")]
+                              save_top_k=1, enable_version_counter=False)
+    last_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                              every_n_epochs=1, enable_version_counter=False)
+    callbacks = [best_cb, last_cb, EarlyStopping("val_loss", patience=int(cfg["patience"]), mode="min")]
     if progress:
         from lightning.pytorch.callbacks import RichProgressBar
 

@@ -1,0 +1,88 @@
+"""The registered CNN, PARULA, transforms, losses, configs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+
+import bus_classify  # noqa: F401
+import bus_classify.models  # noqa: F401  (registers bus_cnn_small)
+from bus_classify.configs import available, load_config
+from bus_classify.data.parula import PARULA_STOPS, apply_parula, parula_lut
+from bus_classify.data.transforms import build_transform
+from bus_classify.engine.losses import FocalLoss, build_loss, inverse_frequency_weights
+from bus_classify.models import create_model
+
+
+def test_cnn_registered_param_count_and_shapes():
+    m = timm.create_model("bus_cnn_small", num_classes=2)
+    # conv 3->32, 32->64, 64->128 (3x3) + linear 128*26*26 -> 2
+    expected = (3 * 9 * 32 + 32) + (32 * 9 * 64 + 64) + (64 * 9 * 128 + 128) + (128 * 26 * 26 * 2 + 2)
+    assert sum(p.numel() for p in m.parameters()) == expected == 266306
+    assert m(torch.randn(2, 3, 224, 224)).shape == (2, 2)
+    assert m.forward_features(torch.randn(1, 3, 224, 224)).shape == (1, 128, 26, 26)
+    m3 = create_model("bus_cnn_small", 3, img_size=64)
+    assert m3(torch.randn(4, 3, 64, 64)).shape == (4, 3)
+    assert "bus_cnn_small" in timm.list_models("bus_*")
+
+
+def test_local_weight_file_roundtrip(tmp_path):
+    a = create_model("bus_cnn_small", 2, img_size=64)
+    torch.save(a.state_dict(), tmp_path / "w.pth")
+    b = create_model("bus_cnn_small", 2, img_size=64, weights=str(tmp_path / "w.pth"))
+    x = torch.randn(1, 3, 64, 64)
+    assert torch.allclose(a.eval()(x), b.eval()(x))
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        create_model("bus_cnn_small", 2, weights=str(tmp_path / "missing.pth"))
+
+
+def test_parula_end_colours():
+    lut = parula_lut()
+    assert lut.shape == (256, 3)
+    assert tuple(lut[0]) == tuple(np.round(PARULA_STOPS[0] * 255).astype(int))  # dark blue
+    assert tuple(lut[-1]) == tuple(np.round(PARULA_STOPS[-1] * 255).astype(int))  # yellow
+    gray = Image.fromarray(np.array([[0, 255] * 20] * 40, np.uint8), "L")
+    rgb = np.asarray(apply_parula(gray))
+    assert rgb.shape == (40, 40, 3)
+    assert tuple(rgb[0, 0]) == (62, 38, 168) and tuple(rgb[0, 1]) == (249, 251, 21)
+
+
+def test_transforms_shapes_and_normalisation():
+    img = Image.fromarray((np.random.default_rng(0).random((80, 100, 3)) * 255).astype(np.uint8))
+    ev = build_transform(48)(img)
+    assert ev.shape == (3, 48, 48) and ev.dtype == torch.float32
+    white = build_transform(32)(Image.new("RGB", (40, 40), (255, 255, 255)))
+    assert torch.allclose(white[0], torch.full((32, 32), (1 - 0.485) / 0.229), atol=1e-4)
+    tr = build_transform(48, train=True, parula=True)
+    torch.manual_seed(0)
+    a, b = tr(img), tr(img)
+    assert a.shape == (3, 48, 48) and not torch.equal(a, b)  # random augmentation
+
+
+def test_losses():
+    logits = torch.randn(16, 2)
+    y = torch.randint(0, 2, (16,))
+    ce = torch.nn.functional.cross_entropy(logits, y)
+    assert torch.allclose(FocalLoss(gamma=0.0)(logits, y), ce, atol=1e-6)
+    assert FocalLoss(gamma=2.0)(logits, y) < ce
+    w = inverse_frequency_weights([0, 1, 1, 1], 2)
+    assert w == pytest.approx([2.0, 2 / 3])
+    wce = build_loss("weighted_ce", w)(logits, y)
+    ref = torch.nn.functional.cross_entropy(logits, y, weight=torch.tensor(w))
+    assert torch.allclose(wce, ref)
+    with pytest.raises(ValueError):
+        build_loss("hinge", None)
+
+
+def test_configs():
+    assert {"cnn", "swin", "cnn_demo", "swin_demo"} <= set(available())
+    swin = load_config("swin")
+    assert swin["model"] == "swin_tiny_patch4_window7_224"
+    assert (swin["lr"], swin["weight_decay"], swin["batch_size"], swin["epochs"]) == (3e-5, 0.2, 16, 15)
+    cnn = load_config("cnn", ["epochs=3", "loss=focal"])
+    assert (cnn["lr"], cnn["batch_size"], cnn["epochs"], cnn["loss"]) == (1e-3, 32, 3, "focal")
+    with pytest.raises(ValueError, match="unknown config key"):
+        load_config("cnn", ["bogus=1"])
