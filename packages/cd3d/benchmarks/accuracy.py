@@ -35,11 +35,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None)
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--train-tiles", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="cd3d_acc_"))
-    n = (6, 2, 3) if a.quick else (64, 8, 16)
+    n = (6, 2, 3) if a.quick else (a.train_tiles, 8, 16)
     root = synth_dataset(out / "data", a.seed, *n, tile=64 if a.quick else 128)
     rows: dict[str, dict] = {}
     secs: dict[str, float] = {}

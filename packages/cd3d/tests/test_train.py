@@ -9,9 +9,10 @@ from cd3d.engine.checkpoint import load_detector
 from cd3d.engine.config import load_config
 from cd3d.engine.train import train
 
-TINY = ['model.kwargs={encoder_name: resnet18, encoder_depth: 3, decoder_channels: [16, 8, 8]}',
+# a per-pixel network keeps this Lightning test fast; smp models are trained in test_models.py
+TINY = ["model.name=pixel_mlp", "model.kwargs={hidden: 16}",
         "data.batch_size=3", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false", "optim.lr=0.003"]
+        "trainer.enable_model_summary=false", "optim.lr=0.03", "trainer.log_every_n_steps=1"]
 
 
 def _cfg(root, out, epochs, extra=()):
@@ -35,8 +36,8 @@ def test_config_layers(tmp_path):
 def test_tiny_training_lowers_loss_and_resumes(synth_root, tmp_path):
     torch.set_num_threads(2)
     out = tmp_path / "run"
-    res = train(_cfg(synth_root, out, 4), resume="auto")
-    assert res["resumed_from"] is None and res["epochs"] == 4
+    res = train(_cfg(synth_root, out, 3), resume="auto")
+    assert res["resumed_from"] is None and res["epochs"] == 3
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     ev = EventAccumulator(str(next((out / "tb").glob("version_*")))).Reload()
@@ -49,11 +50,12 @@ def test_tiny_training_lowers_loss_and_resumes(synth_root, tmp_path):
     with torch.no_grad():
         logits, h = det(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))
     assert logits.shape == (1, 2, 64, 64) and h.shape == (1, 1, 32, 32)
+    assert det.model_name == "pixel_mlp" and det.height_scale == 40.0
     # resuming continues from last.ckpt up to the new max_epochs
-    res2 = train(_cfg(synth_root, out, 5), resume="auto")
-    assert res2["resumed_from"].endswith("last.ckpt") and res2["epochs"] == 5
+    res2 = train(_cfg(synth_root, out, 4), resume="auto")
+    assert res2["resumed_from"].endswith("last.ckpt") and res2["epochs"] == 4
     ck = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
-    assert ck["epoch"] == 4 and ck["hyper_parameters"]["detector"]["model"] == "siam_unet"
+    assert ck["epoch"] == 4 and ck["hyper_parameters"]["detector"]["model"] == "pixel_mlp"
 
 
 def test_missing_root_is_a_clear_error(tmp_path):
