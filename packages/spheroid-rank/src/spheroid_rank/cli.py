@@ -31,7 +31,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                    help="3-plane focal stacks: sharpest plane, planes as channels, or mean")
 
 
-def _load(args) -> "pd.DataFrame":  # noqa: F821
+def _load(args) -> pd.DataFrame:  # noqa: F821
     from spheroid_rank.data.metadata import load_experiment
 
     return load_experiment(args.data, inner_only=not args.all_wells,

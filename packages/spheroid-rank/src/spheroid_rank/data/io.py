@@ -56,7 +56,7 @@ def load_raw(path: str | Path) -> np.ndarray:
             return np.asarray(im)
     except ImageReadError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any decoder error becomes a named error
+    except Exception as exc:
         raise ImageReadError(f"{path}: cannot read image ({exc.__class__.__name__}: {exc})") from exc
 
 
@@ -71,7 +71,7 @@ def bit_depth(path: str | Path) -> str:
             return {"I;16": "uint16", "I;16B": "uint16", "I": "int32", "F": "float32"}.get(
                 im.mode, "uint8"
             )
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ImageReadError(f"{path}: cannot read image header ({exc})") from exc
 
 

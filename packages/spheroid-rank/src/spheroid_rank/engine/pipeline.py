@@ -12,7 +12,12 @@ import pandas as pd
 from spheroid_rank.engine.embed import write_csv
 from spheroid_rank.eval import report as rep
 from spheroid_rank.eval.morph_features import morphology_features
-from spheroid_rank.eval.ranking import control_zprime, dose_response, rank_conditions, truth_spearman
+from spheroid_rank.eval.ranking import (
+    control_zprime,
+    dose_response,
+    rank_conditions,
+    truth_spearman,
+)
 from spheroid_rank.eval.scores import ScoreConfig, score_wells
 
 log = logging.getLogger(__name__)

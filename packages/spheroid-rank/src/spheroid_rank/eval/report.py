@@ -10,14 +10,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
 
-from spheroid_rank.data.io import read_image  # noqa: E402
-from spheroid_rank.data.plate import ROWS  # noqa: E402
-from spheroid_rank.eval.stats import four_pl  # noqa: E402
+from spheroid_rank.data.io import read_image
+from spheroid_rank.data.plate import ROWS
+from spheroid_rank.eval.stats import four_pl
 
 
 def fig_plate_heatmaps(wells: pd.DataFrame) -> plt.Figure:

@@ -15,6 +15,7 @@ from lightly.models.modules.world_model import LatentDynamicsPredictor
 from sklearn.linear_model import Ridge
 from torch import nn
 
+
 @contextmanager
 def single_thread():
     """Run tiny models on one intra-op thread (multi-thread spin-waits dominate otherwise)."""
