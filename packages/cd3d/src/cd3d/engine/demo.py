@@ -81,7 +81,7 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> dict:
         return now
 
     t = t0
-    n = (6, 2, 3) if quick else (64, 8, 16)
+    n = (6, 2, 3) if quick else (32, 4, 8)
     tile = 64 if quick else 128
     root = synth_dataset(out / "data", seed, *n, tile=tile)
     big = synth_pair(out / "large", 256 if quick else 2048, seed + 1)
