@@ -166,7 +166,7 @@ def test_real_frames_load_with_dataset_shift(lidar_fixtures, fixture_view, which
     assert item["data_samples"].metainfo["z_shift"] == Z_SHIFT[which]
     assert len(gt.labels_3d) >= 1 and (gt.labels_3d == 0).all()
     # after the shift the car nearest to the sensor stands near z = 0 (road level) in every
-    # dataset (far nuScenes cars sit on a slope, so only the nearest one is checked)
+    # dataset (the nuScenes sweep is on a slope: far cars sit metres lower or higher)
     boxes = gt.bboxes_3d.tensor.numpy()
     near = np.argmin(np.hypot(boxes[:, 0], boxes[:, 1]))
-    assert abs(boxes[near, 2]) < 0.5, boxes[near]
+    assert abs(boxes[near, 2]) < 0.8, boxes[near]  # unshifted it would be ~ -1.7 m
