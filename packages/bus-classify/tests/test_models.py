@@ -8,7 +8,6 @@ import timm
 import torch
 from PIL import Image
 
-import bus_classify  # noqa: F401
 import bus_classify.models  # noqa: F401  (registers bus_cnn_small)
 from bus_classify.configs import available, load_config
 from bus_classify.data.parula import PARULA_STOPS, apply_parula, parula_lut
@@ -86,3 +85,12 @@ def test_configs():
     assert (cnn["lr"], cnn["batch_size"], cnn["epochs"], cnn["loss"]) == (1e-3, 32, 3, "focal")
     with pytest.raises(ValueError, match="unknown config key"):
         load_config("cnn", ["bogus=1"])
+
+
+def test_import_package_registers_cnn():
+    import subprocess
+    import sys
+
+    code = "import bus_classify, timm; print(timm.create_model('bus_cnn_small', num_classes=2).num_classes)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "2"

@@ -75,7 +75,7 @@ def load_image(source: str | Path | bytes | Image.Image, name: str | None = None
         raise ImageReadError(f"{label}: image is {w}x{h} px; each side must be >= {MIN_SIDE} px")
     try:
         return to_rgb(img)
-    except Exception as e:  # noqa: BLE001 - any conversion failure is reported with the file name
+    except Exception as e:
         raise ImageReadError(f"{label}: cannot convert mode {img.mode!r} to RGB ({e})") from e
 
 

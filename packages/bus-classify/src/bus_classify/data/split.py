@@ -155,6 +155,7 @@ def write_csv(rows: list[dict], out: str | Path) -> Path:
         w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
         w.writeheader()
         w.writerows(rows)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, out)
     return out
 

@@ -23,7 +23,7 @@ BUSI_FRACTIONS = {"benign": 437 / 780, "malignant": 210 / 780, "normal": 133 / 7
 def _lesion_mask(rng: np.random.Generator, size: int, malignant: bool) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     cx, cy = rng.uniform(0.3, 0.7) * size, rng.uniform(0.35, 0.65) * size
-    radius = rng.uniform(0.12, 0.2) * size
+    radius = rng.uniform(0.15, 0.24) * size
     aspect = rng.uniform(0.55, 0.85) if not malignant else rng.uniform(0.8, 1.2)
     theta = np.arctan2((yy - cy) / aspect, xx - cx)
     dist = np.hypot(xx - cx, (yy - cy) / aspect)
@@ -51,7 +51,7 @@ def synth_image(rng: np.random.Generator, size: int = 128, kind: str = "benign"
         for _ in range(n_lesions):
             m = _lesion_mask(rng, size, malignant)
             soft = gaussian_filter(m, sigma=1.0 if malignant else 2.0)
-            tissue = tissue * (1.0 - rng.uniform(0.7, 0.85) * soft)
+            tissue = tissue * (1.0 - rng.uniform(0.8, 0.9) * soft)
             cols = m.any(axis=0)
             below = np.cumsum(m, axis=0) > 0
             post = gaussian_filter((below & ~m.astype(bool) & cols[None]).astype(float), 2)

@@ -22,7 +22,7 @@ def load_classifier(path: str | Path, expected_classes: int | None = None,
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise ValueError(f"{path}: cannot read checkpoint ({e})") from e
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not hp or "state_dict" not in ckpt or "model_name" not in hp:

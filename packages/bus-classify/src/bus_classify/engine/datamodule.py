@@ -25,7 +25,7 @@ class BusDataModule(L.LightningDataModule):
     """Train/val/test loaders from ``split.csv`` rows (paths + labels + split)."""
 
     def __init__(self, split_csv: str, img_size: int = 224, batch_size: int = 32,
-                 parula: bool = False, sampler: str = "none", num_workers: int = 2,
+                 parula: bool = False, augment: bool = True, sampler: str = "none", num_workers: int = 2,
                  cache_images: bool = False, seed: int = 0) -> None:
         super().__init__()
         self.rows = read_csv(split_csv)
@@ -37,7 +37,7 @@ class BusDataModule(L.LightningDataModule):
                 raise ValueError(f"{split_csv}: no rows in the {s!r} split")
         self.datasets = {
             s: BusDataset([r for r in self.rows if r["split"] == s],
-                          build_transform(img_size, train=(s == "train"), parula=parula), cache_images)
+                          build_transform(img_size, train=augment and s == "train", parula=parula), cache_images)
             for s in ("train", "val", "test")
         }
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from bus_classify.data.split import read_csv
 from bus_classify.data.sources import BINARY_CLASSES, class_index, discover, read_sample
+from bus_classify.data.split import read_csv
 from bus_classify.eval.report import write_report
 
 log = logging.getLogger(__name__)
