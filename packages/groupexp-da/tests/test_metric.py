@@ -17,19 +17,20 @@ from groupexp_da.eval.gt import gt_frame
 @pytest.fixture(scope="module")
 def target_infos(tmp_path_factory):
     root = tmp_path_factory.mktemp("tgt")
-    return write_domain(root, "target", 20, seed=2, val_fraction=0.1)["train"]
+    # the val split: info sample_idx (2..19) differs from the dataset position (0..17)
+    return write_domain(root, "target", 20, seed=2, val_fraction=0.9)["val"]
 
 
 def _samples(ann, shift, jitter=0.0, seed=0):
     rng = np.random.default_rng(seed)
     data = pickle.load(open(ann, "rb"))
     out = []
-    for info in data["data_list"]:
+    for pos, info in enumerate(data["data_list"]):
         b = np.array([i["bbox_3d"] for i in info["instances"]], np.float32).reshape(-1, 7)
         b[:, 2] += shift  # predictions live in the shifted frame
         b[:, 0] += rng.normal(0, jitter, len(b))
         out.append({
-            "sample_idx": info["sample_idx"], "z_shift": shift,
+            "sample_idx": pos, "z_shift": shift,
             "pred_instances_3d": {"bboxes_3d": LiDARInstance3DBoxes(torch.from_numpy(b)),
                                   "scores_3d": torch.linspace(0.9, 0.3, len(b)),
                                   "labels_3d": torch.zeros(len(b), dtype=torch.long)}})

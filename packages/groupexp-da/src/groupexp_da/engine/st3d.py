@@ -67,15 +67,15 @@ def label_round(cfg: Config, ckpt: str, prev: Path | None, out: Path, pcfg: Pseu
     model = build_model(cfg, ckpt, device)
     preds = predict_dataset(model, dataset, batch_size=cfg.get("st3d_batch_size", 4))
     infos = mmengine.load(os.path.join(tgt["data_root"], tgt["ann_file"]))
+    # frames are matched by position: mmengine datasets report sample_idx = list index
     old = {}
     if prev is not None:
-        for info in mmengine.load(prev)["data_list"]:
-            old[info["sample_idx"]] = from_instances(info["instances"])
+        for k, info in enumerate(mmengine.load(prev)["data_list"]):
+            old[k] = from_instances(info["instances"])
     by_id = {p["sample_idx"]: p for p in preds}
     data_list = []
     n_pos = n_ign = 0
-    for info in infos["data_list"]:
-        sid = info["sample_idx"]
+    for sid, info in enumerate(infos["data_list"]):
         p = by_id.get(sid, {"boxes": np.zeros((0, 7)), "scores": np.zeros(0),
                             "labels": np.zeros(0)})
         car = p["labels"] == 0

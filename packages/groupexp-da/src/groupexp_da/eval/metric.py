@@ -63,8 +63,11 @@ class CarAPMetric(BaseMetric):
         self.z_shift = z_shift
         data = mmengine.load(ann_file)
         meta = data.get("metainfo", {})
-        self.infos = {frame_id(i): i for i in data["data_list"]}
+        # mmengine datasets report ``sample_idx`` = position in the info list (as mmdet3d's
+        # KittiMetric assumes), so frames are keyed by position
+        self.infos = dict(enumerate(data["data_list"]))
         self.gts = {k: gt_frame(v, meta, gt_format) for k, v in self.infos.items()}
+        self.frame_ids = {k: frame_id(v) for k, v in self.infos.items()}
 
     def prediction_frame(self, sample_idx, boxes: np.ndarray, scores: np.ndarray,
                          labels: np.ndarray, z_shift: float) -> dict:
@@ -92,7 +95,8 @@ class CarAPMetric(BaseMetric):
             pred = ds["pred_instances_3d"]
             sid = ds["sample_idx"]
             if sid not in self.gts:
-                raise KeyError(f"sample_idx {sid} is not in {self.ann_file}")
+                raise KeyError(f"sample_idx {sid} is beyond the {len(self.gts)} frames of "
+                               f"{self.ann_file}")
             dz = self.z_shift if self.z_shift is not None else float(ds.get("z_shift", 0.0))
             frame = self.prediction_frame(
                 sid, pred["bboxes_3d"].tensor[:, :7].cpu().numpy(),
