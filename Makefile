@@ -32,11 +32,13 @@ install: uv tools-env
 	done
 
 test:
-	@set -e; for p in $(PKG); do \
+	@failed=""; for p in $(PKG); do \
 	  echo "== test $$p"; start=$$(date +%s); \
-	  (cd packages/$$p && .venv/bin/python -m pytest -c ../../pyproject.toml --rootdir . -m "$(MARK)" tests); \
+	  (cd packages/$$p && .venv/bin/python -m pytest -c ../../pyproject.toml --rootdir . -m "$(MARK)" tests) \
+	    || failed="$$failed $$p"; \
 	  echo "== $$p tested in $$(( $$(date +%s) - start )) s"; \
-	done
+	done; \
+	if [ -n "$$failed" ]; then echo "== FAILED:$$failed"; exit 1; fi
 ifeq ($(PKG),$(PACKAGES))
 	@echo "== cross-package tests"
 	$(TOOLS_PY) -m pytest -c pyproject.toml --rootdir . -m "$(MARK)" tests
