@@ -63,9 +63,9 @@ def test_registry_accepts_user_models():
 
 def test_loss_parts_and_training_lowers_loss():
     torch.manual_seed(0)
-    before, after = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32)
+    before, after = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
     mask = (after.mean(1) > 0.5).long()
-    target = mask.float().reshape(4, 16, 2, 16, 2).mean((2, 4)) * 0.5
+    target = mask.float().reshape(2, 16, 2, 16, 2).mean((2, 4)) * 0.5
     det = ChangeDetector("siam_unet", {"encoder_name": "resnet18", "encoder_depth": 3,
                                        "decoder_channels": (16, 8, 8)}, height_scale=1.0)
     crit = ChangeLoss(dice=0.5, focal=0.5, mask_3d_to_change=True)
