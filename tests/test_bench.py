@@ -25,7 +25,9 @@ def write_script(root, package, name, body):
 def test_collects_json_and_writes_table(tmp_path):
     make_fake_env(tmp_path, "pkg-a")
     write_script(tmp_path, "pkg-a", "speed.py", GOOD)
-    write_script(tmp_path, "pkg-a", "_helpers.py", "raise SystemExit(3)")  # private: not a benchmark
+    write_script(
+        tmp_path, "pkg-a", "_helpers.py", "raise SystemExit(3)"
+    )  # private: not a benchmark
     out = tmp_path / "out"
     code = bench.main(["--root", str(tmp_path), "--out", str(out), "--quick"])
     assert code == 0
@@ -56,3 +58,35 @@ def test_last_json_and_flatten():
     with pytest.raises(ValueError):
         bench.last_json("nothing\n")
     assert bench.flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+
+
+def test_only_filter_and_shared_interpreter(tmp_path):
+    """--only picks benchmarks by name; --python runs them with src/ on PYTHONPATH (GPU image)."""
+    import sys
+
+    src = tmp_path / "packages" / "pkg-d" / "src" / "pkg_d"
+    src.mkdir(parents=True)
+    (src / "__init__.py").write_text("VALUE = 7\n")
+    write_script(
+        tmp_path,
+        "pkg-d",
+        "uses_src.py",
+        "import json, pkg_d; print(json.dumps({'results': {'value': pkg_d.VALUE}}))",
+    )
+    write_script(tmp_path, "pkg-d", "other.py", "raise SystemExit(1)")
+    out = tmp_path / "out"
+    code = bench.main(
+        [
+            "--root",
+            str(tmp_path),
+            "--out",
+            str(out),
+            "--python",
+            sys.executable,
+            "--only",
+            "pkg-d/uses_src",
+        ]
+    )
+    assert code == 0
+    records = json.loads((out / "results.json").read_text())
+    assert [(r["benchmark"], r["output"]["results"]["value"]) for r in records] == [("uses_src", 7)]

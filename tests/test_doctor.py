@@ -21,7 +21,9 @@ def test_probe_missing_environment(tmp_path):
 
 def test_real_environments_import():
     """Every installed package environment imports its package with torch 2.13."""
-    installed = [p for p in PACKAGES if (ROOT / "packages" / p / ".venv" / "bin" / "python").exists()]
+    installed = [
+        p for p in PACKAGES if (ROOT / "packages" / p / ".venv" / "bin" / "python").exists()
+    ]
     for package in installed:
         info = doctor.probe(package)
         assert info["ok"], (package, info)

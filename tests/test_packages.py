@@ -5,14 +5,23 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 from conftest import PACKAGES, ROOT, uv_executable
 
-TOP_LEVEL = {"packages", "tools", "tests", "Makefile", "pyproject.toml", "README.md", ".github", ".ci"}
+TOP_LEVEL = {
+    "packages",
+    "tools",
+    "tests",
+    "Makefile",
+    "pyproject.toml",
+    "README.md",
+    ".github",
+    ".ci",
+}
 
 
 def test_top_level_layout():
@@ -28,8 +37,15 @@ def test_top_level_layout():
 def test_package_layout_and_metadata(package):
     folder = ROOT / "packages" / package
     module = PACKAGES[package]
-    for part in ("pyproject.toml", "uv.lock", "README.md", "tests", "benchmarks",
-                 f"src/{module}/__init__.py", f"src/{module}/cli.py"):
+    for part in (
+        "pyproject.toml",
+        "uv.lock",
+        "README.md",
+        "tests",
+        "benchmarks",
+        f"src/{module}/__init__.py",
+        f"src/{module}/cli.py",
+    ):
         assert (folder / part).exists(), f"{package}: missing {part}"
     meta = tomllib.loads((folder / "pyproject.toml").read_text())
     project = meta["project"]
@@ -70,9 +86,18 @@ def wheels(tmp_path_factory) -> dict[str, Path]:
     built = {}
     for package in PACKAGES:
         subprocess.run(
-            [uv, "build", "--wheel", "--quiet", "--out-dir", str(out / package),
-             str(ROOT / "packages" / package)],
-            check=True, capture_output=True, text=True,
+            [
+                uv,
+                "build",
+                "--wheel",
+                "--quiet",
+                "--out-dir",
+                str(out / package),
+                str(ROOT / "packages" / package),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         (wheel,) = (out / package).glob("*.whl")
         built[package] = wheel
@@ -113,8 +138,11 @@ def test_cli_help(package):
 
 def cached_mmcv_wheel() -> Path | None:
     """The mmcv 2.1.0 wheel uv built for groupexp-da's environment, if any."""
-    cache = Path(subprocess.run([uv_executable(), "cache", "dir"], capture_output=True, text=True,
-                                check=True).stdout.strip())
+    cache = Path(
+        subprocess.run(
+            [uv_executable(), "cache", "dir"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
     found = sorted(cache.glob("sdists-*/pypi/mmcv/2.1.0/*/*/mmcv-2.1.0-*.whl"))
     return found[-1] if found else None
 
@@ -130,8 +158,17 @@ def test_wheel_installs_alone(wheels, package, tmp_path):
     uv = uv_executable()
     venv = tmp_path / "venv"
     python = venv / "bin" / "python"
-    subprocess.run([uv, "venv", "--quiet", "--python", f"{sys.version_info[0]}.{sys.version_info[1]}",
-                    str(venv)], check=True)
+    subprocess.run(
+        [
+            uv,
+            "venv",
+            "--quiet",
+            "--python",
+            f"{sys.version_info[0]}.{sys.version_info[1]}",
+            str(venv),
+        ],
+        check=True,
+    )
     install = [uv, "pip", "install", "--quiet", "--python", str(python)]
     pins = ["torch==2.13.0", "torchvision==0.28.0"]
     if package == "groupexp-da":
@@ -144,6 +181,7 @@ def test_wheel_installs_alone(wheels, package, tmp_path):
     subprocess.run([*install, *pins, str(wheels[package])], check=True, cwd=tmp_path)
     module = PACKAGES[package]
     subprocess.run([str(python), "-c", f"import {module}"], check=True, cwd=tmp_path)
-    proc = subprocess.run([str(venv / "bin" / package), "--help"], capture_output=True, text=True,
-                          cwd=tmp_path)
+    proc = subprocess.run(
+        [str(venv / "bin" / package), "--help"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]

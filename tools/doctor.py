@@ -53,7 +53,11 @@ def probe(package: str, root: Path = ROOT) -> dict:
     """Inspect one package's environment; never raises."""
     python = root / "packages" / package / ".venv" / "bin" / "python"
     if not python.exists():
-        return {"package": package, "ok": False, "error": f"no environment at {python.parent.parent}"}
+        return {
+            "package": package,
+            "ok": False,
+            "error": f"no environment at {python.parent.parent}",
+        }
     module = package.replace("-", "_")
     cmd = [str(python), "-c", PROBE, module, *FRAMEWORKS.get(package, [])]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
