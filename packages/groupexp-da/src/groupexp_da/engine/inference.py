@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -12,10 +11,10 @@ from mmengine.config import Config, ConfigDict
 
 def load_state_dict(path: str) -> dict:
     """Weights of an mmengine checkpoint, loaded with ``weights_only=True``."""
-    from groupexp_da.register import checkpoint_safe_globals
+    import groupexp_da.register  # noqa: F401  (allow-lists mmengine's checkpoint types)
 
-    with torch.serialization.safe_globals([OrderedDict, *checkpoint_safe_globals()]):
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    # no ``safe_globals`` context manager here: leaving it removes the process-wide entries
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
     return ckpt.get("state_dict", ckpt)
 
 
