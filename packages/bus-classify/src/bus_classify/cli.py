@@ -121,7 +121,7 @@ def cmd_tiny_vlm(a) -> int:
 def cmd_demo(a) -> int:
     from bus_classify.demo import run_demo
 
-    summary = run_demo(a.out, n=a.n, seed=a.seed, epochs=a.epochs)
+    summary = run_demo(a.out, n=a.n, seed=a.seed, epochs=a.epochs, threads=a.threads)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -217,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=300)
     s.add_argument("--epochs", type=int, default=None)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     s.set_defaults(func=cmd_demo)
     return p
 

@@ -20,9 +20,16 @@ from bus_classify.models.tiny_vlm import build_tiny_clip, build_tiny_llava
 log = logging.getLogger(__name__)
 
 
-def run_demo(out: str | Path, n: int = 300, seed: int = 0, epochs: int | None = None) -> dict:
-    """synth -> split -> train CNN + micro Swin -> eval (calibrated) -> Grad-CAM -> zero-shot."""
+def run_demo(out: str | Path, n: int = 300, seed: int = 0, epochs: int | None = None,
+             threads: int = 1) -> dict:
+    """synth -> split -> train CNN + micro Swin -> eval (calibrated) -> Grad-CAM -> zero-shot.
+
+    ``threads`` sets torch's intra-op threads; one thread avoids the heavy slow-down of many
+    small Swin kernels when the two cores are shared with other processes.
+    """
     import torch
+
+    torch.set_num_threads(max(1, threads))
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,15 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> flo
     return float(torch.nn.functional.cross_entropy(z, torch.as_tensor(labels).long()))
 
 
+T_MIN, T_MAX = 0.2, 10.0
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200) -> float:
-    """Temperature ``T > 0`` minimising validation NLL (L-BFGS on ``log T``)."""
+    """Temperature minimising validation NLL (L-BFGS on ``log T``), clipped to [0.2, 10].
+
+    The clip matters when the validation set is perfectly separated: NLL then keeps falling as
+    ``T -> 0`` and an unclipped fit would make every test prediction 0 or 1.
+    """
     z = torch.as_tensor(logits, dtype=torch.float64)
     y = torch.as_tensor(labels).long()
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
@@ -26,7 +33,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200)
         return loss
 
     opt.step(closure)
-    t = float(log_t.detach().exp())
+    t = float(np.clip(float(log_t.detach().exp()), T_MIN, T_MAX))
     if not np.isfinite(t) or nll(logits, labels, t) > nll(logits, labels, 1.0):
         return 1.0
     return t
