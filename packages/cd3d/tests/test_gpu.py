@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from cd3d.engine.infer import infer
 from cd3d.engine.losses import ChangeLoss
-from cd3d.engine.predict import infer
 from cd3d.models import ChangeDetector
 
 pytestmark = pytest.mark.gpu

@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from ..data.dataset import ChangeDataset
 from ..data.stats import write_json
-from ..engine.predict import infer
+from ..engine.infer import infer
 from .metrics import ChangeMetrics
 
 
