@@ -102,7 +102,8 @@ def test_missing_images_skipped_with_one_warning(tiny_scene, tmp_path):
     with pytest.warns(UserWarning, match="2 of 6 frames") as rec:
         out = InstanceDataParserConfig(data=scene).setup().get_dataparser_outputs("train")
     assert sum("does not exist" in str(w.message) for w in rec) == 1
-    assert len(out.image_filenames) == 2
+    # frames 1 and 4 are the test split; deleting 1 and 2 leaves train frames 0, 3, 5
+    assert [f.name for f in out.image_filenames] == ["frame_0000.png", "frame_0003.png", "frame_0005.png"]
 
 
 def test_missing_mask_trains_colour_only(tiny_scene, tmp_path):
