@@ -45,3 +45,18 @@ def test_geographic_crs_rejected(tmp_path):
     _write(tmp_path / "g.tif", np.ones((3, 3)), crs="EPSG:4326", res=0.001)
     with pytest.raises(ValueError, match="g.tif.*geographic"):
         volume_report(tmp_path / "g.tif")
+
+
+def test_restrict_to_2d_change(tmp_path):
+    a = np.zeros((4, 4), np.float32)
+    a[0, 0] = 3.0
+    a[3, 3] = -2.0
+    _write(tmp_path / "c3.tif", a)
+    p2 = np.zeros((1, 8, 8), np.uint8)
+    p2[0, 1, 1] = 200  # covers 3D cell (0, 0) only
+    with rasterio.open(tmp_path / "c2.tif", "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8",
+                       crs="EPSG:25830", transform=from_origin(1000, 2000, 0.5, 0.5), nodata=255) as dst:
+        dst.write(p2)
+    res = volume_report(tmp_path / "c3.tif", change_2d=tmp_path / "c2.tif")
+    assert [r["volume_m3"] for r in res["regions"]] == [3.0]
+    assert volume_report(tmp_path / "c3.tif")["summary"]["regions"] == 2

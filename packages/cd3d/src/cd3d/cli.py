@@ -83,7 +83,7 @@ def _predict(a: argparse.Namespace) -> int:
 def _volume(a: argparse.Namespace) -> int:
     from .eval.volume import volume_report
 
-    res = volume_report(a.change_3d, a.out, a.min_height, a.min_area)
+    res = volume_report(a.change_3d, a.out, a.min_height, a.min_area, a.change_2d)
     top = sorted(res["regions"], key=lambda r: -abs(r["volume_m3"]))[: a.top]
     print(json.dumps({"summary": res["summary"], "largest": top, "geojson": a.out}, indent=2))
     return 0
@@ -169,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("volume", help="changed regions with area and volume as GeoJSON")
     s.add_argument("--change-3d", required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--change-2d", help="change_2d.tif of the same prediction: keep cells detected in 2D")
     s.add_argument("--min-height", type=float, default=1.0)
     s.add_argument("--min-area", type=float, default=0.0, help="drop regions smaller than this (m²)")
     s.add_argument("--top", type=int, default=5, help="regions to print")

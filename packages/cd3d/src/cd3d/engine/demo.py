@@ -102,7 +102,8 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> dict:
                            PredictConfig(tile=64 if quick else 400, overlap=16 if quick else 64), progress=False)
     t = tick("predict", t)
     large = raster_metrics(pred["change_2d"], pred["change_3d"], big["mask"], big["dh"])
-    vol = volume_report(pred["change_3d"], out / "predict" / "regions.geojson", min_area=4.0)
+    vol = volume_report(pred["change_3d"], out / "predict" / "regions.geojson", min_area=4.0,
+                        change_2d=pred["change_2d"])
     overview_png(big["before"], pred["change_2d"], pred["change_3d"], out / "predict" / "overview.png")
     tick("volume_and_figures", t)
     times["total"] = round(time.perf_counter() - t0, 1)

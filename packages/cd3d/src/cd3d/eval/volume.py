@@ -13,12 +13,14 @@ from scipy import ndimage
 
 
 def volume_report(change_3d: str | Path, out: str | Path | None = None, min_height: float = 1.0,
-                  min_area: float = 0.0) -> dict:
+                  min_area: float = 0.0, change_2d: str | Path | None = None) -> dict:
     """Label 8-connected cells with |dH| ≥ ``min_height`` (nodata excluded) in a 3D change raster.
 
     Per region: ``area_m2`` (cells × pixel area), ``mean_dh_m``, ``max_dh_m`` (largest |dH|, with
     its sign), ``volume_m3`` (Σ dH × pixel area: positive = material added). Pixel size comes from
-    the transform; CRS units must be linear (metres or feet, converted to metres).
+    the transform; CRS units must be linear (metres or feet, converted to metres). With
+    ``change_2d`` (the ``change_2d.tif`` of the same prediction) only cells whose 2D change
+    probability is ≥ 0.5 in any of their 2×2 pixels count.
     """
     path = Path(change_3d)
     if not path.is_file():
@@ -37,6 +39,17 @@ def volume_report(change_3d: str | Path, out: str | Path | None = None, min_heig
         unit = float(factor) if factor else 1.0
     pix_area = abs(tr.a * tr.e - tr.b * tr.d) * unit * unit
     valid &= np.isfinite(dh)
+    if change_2d is not None:
+        with rasterio.open(change_2d) as c2:
+            p = c2.read(1)
+            nd = c2.nodata if c2.nodata is not None else -1
+            ok = p[p != nd]
+            thr = 1 if ok.size == 0 or ok.max() <= 1 else 127  # mask mode 0/1, else round(p·254)
+            hit = (p >= thr) & (p != nd)
+        h, w = dh.shape
+        pad = np.zeros((2 * h, 2 * w), bool)
+        pad[: hit.shape[0], : hit.shape[1]] = hit[: 2 * h, : 2 * w]
+        valid &= pad.reshape(h, 2, w, 2).any((1, 3))
     changed = valid & (np.abs(dh) >= min_height)
     labels, n = ndimage.label(changed, structure=np.ones((3, 3), int))
     idx = np.arange(1, n + 1)

@@ -50,6 +50,9 @@ class Heads(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(mid, 1, 3, padding=1),
         )
+        # start from the "no elevation change" solution: the regression begins at 0 m everywhere
+        nn.init.zeros_(self.head_3d[-1].weight)
+        nn.init.zeros_(self.head_3d[-1].bias)
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = size
