@@ -122,3 +122,37 @@ def test_synthetic_model_predicts_on_real_frames(synth_data, lidar_fixtures, fix
             res = metric.evaluate(1)
             assert set(res) >= {"car/Car_3D_R40_moderate", "car/Car_BEV_R11_easy"}
             assert all(0.0 <= v <= 100.0 for v in res.values())
+
+
+def test_pseudo_label_infos_train_with_ignore_band(synth_data, tmp_path):
+    """A pseudo-label pkl (positives 0, ignore band -1, extra score/miss fields) goes through
+    the ST3D training pipeline into a PointPillars train step."""
+    import pickle
+
+    from mmdet3d.registry import DATASETS, MODELS
+
+    from groupexp_da.engine.pseudo import to_instances
+
+    _register()
+    cfg = load_config("pointpillars_synth_st3d_cpu", source=str(synth_data / "source"),
+                      target=str(synth_data / "target"))
+    data = pickle.load(open(synth_data / "target" / "train_infos.pkl", "rb"))
+    for info in data["data_list"]:
+        boxes = np.array([i["bbox_3d"] for i in info["instances"]]).reshape(-1, 7)
+        labels = np.where(np.arange(len(boxes)) % 2 == 0, 0, -1)
+        info["instances"] = to_instances({"boxes": boxes, "scores": np.full(len(boxes), 0.7),
+                                          "miss": np.zeros(len(boxes), int), "labels": labels})
+    pk = tmp_path / "pseudo.pkl"
+    pickle.dump(data, open(pk, "wb"))
+    ds_cfg = dict(cfg.st3d_target_dataset)
+    ds_cfg.update(ann_file=str(pk), pipeline=cfg.st3d_train_pipeline)
+    ds = DATASETS.build(ds_cfg)
+    item = ds[0]
+    labels = item["data_samples"].gt_instances_3d.labels_3d
+    assert (labels == -1).any() and (labels == 0).any()
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.train()
+    optim = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
+    out = model.train_step(pseudo_collate([item, ds[1]]), optim)
+    assert all(torch.isfinite(v).all() for v in out.values())
