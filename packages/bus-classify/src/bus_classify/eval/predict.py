@@ -77,7 +77,7 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path,
     logits = predict_logits(model, _Images(loaded, tf), tta=tta, device=device)
     probs, probs_cal = softmax(logits), softmax(logits, temp)
     labels = decide(probs_cal, pos, thr) if thr is not None else probs_cal.argmax(axis=1)
-    rows = [{"file": str(p), "prob_lump": f"{a:.6f}", "prob_lump_calibrated": f"{b:.6f}",
+    rows = [{"file": str(p), "prob_lump": f"{a:.6g}", "prob_lump_calibrated": f"{b:.6g}",
              "label": names[int(k)]}
             for p, a, b, k in zip(kept, positive_score(probs, pos),
                                   positive_score(probs_cal, pos), np.asarray(labels))]
