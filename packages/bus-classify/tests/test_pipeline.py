@@ -95,3 +95,13 @@ def test_gradcam_swin_maps():
                                       "num_heads": (1, 2)}).eval()
     maps = gradcam_maps(swin, torch.randn(2, 3, 32, 32), 1)
     assert maps.shape == (2, 32, 32) and maps.min() >= 0 and maps.max() <= 1.0 + 1e-6
+
+
+def test_three_class_training_from_same_split(split_csv, tmp_path):
+    cfg = load_config("cnn", {**FAST, "epochs": 1, "task": "3class"})
+    best = train(cfg, str(split_csv), tmp_path / "r3", device="cpu", progress=False)
+    _, hp = load_classifier(best, expected_classes=3)
+    assert hp["class_names"] == ["benign", "malignant", "normal"]
+    m = evaluate(best, split_csv, tmp_path / "e3")
+    assert len(m["details"]["argmax"]["confusion_matrix"]) == 3
+    assert m["roc_auc"] is not None  # lump group (benign + malignant) vs normal

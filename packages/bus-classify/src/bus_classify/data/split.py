@@ -173,3 +173,14 @@ def read_csv(path: str | Path) -> list[dict]:
     for r in rows:
         r["label"] = int(r["label"])
     return rows
+
+
+def relabel(rows: list[dict], task: str, where: str = "") -> list[dict]:
+    """Set each row's ``label`` from its ``source_class`` for ``task`` (binary or 3class), so one
+    split CSV serves both tasks; rows without ``source_class`` keep their label."""
+    from bus_classify.data.sources import class_index
+
+    for r in rows:
+        if r.get("source_class"):
+            r["label"] = class_index(r["source_class"], task, where=f"{where} {r['path']}")
+    return rows

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from bus_classify.data.dataset import BusDataset
-from bus_classify.data.split import read_csv
+from bus_classify.data.split import read_csv, relabel
 from bus_classify.data.transforms import build_transform
 
 
@@ -26,9 +26,9 @@ class BusDataModule(L.LightningDataModule):
 
     def __init__(self, split_csv: str, img_size: int = 224, batch_size: int = 32,
                  parula: bool = False, augment: bool = True, sampler: str = "none", num_workers: int = 2,
-                 cache_images: bool = False, seed: int = 0) -> None:
+                 cache_images: bool = False, seed: int = 0, task: str = "binary") -> None:
         super().__init__()
-        self.rows = read_csv(split_csv)
+        self.rows = relabel(read_csv(split_csv), task, str(split_csv))
         self.split_csv = split_csv
         self.img_size, self.batch_size, self.parula = img_size, batch_size, parula
         self.sampler, self.num_workers, self.cache, self.seed = sampler, num_workers, cache_images, seed

@@ -38,7 +38,7 @@ def train(cfg: dict, split_csv: str, out: str | Path, device: str = "auto", devi
     L.seed_everything(int(cfg["seed"]), workers=True)
     names = class_names(cfg["task"])
     dm = BusDataModule(split_csv, cfg["img_size"], cfg["batch_size"], cfg["parula"],
-                       cfg["augment"], cfg["sampler"], cfg["num_workers"], cfg["cache_images"], cfg["seed"])
+                       cfg["augment"], cfg["sampler"], cfg["num_workers"], cfg["cache_images"], cfg["seed"], cfg["task"])
     bad = [r["path"] for r in dm.rows if not 0 <= r["label"] < len(names)]
     if bad:
         raise ValueError(f"{split_csv}: label outside 0..{len(names) - 1} for {bad[0]} "

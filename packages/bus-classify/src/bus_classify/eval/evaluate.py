@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from bus_classify.data.dataset import BusDataset
-from bus_classify.data.split import read_csv
+from bus_classify.data.split import read_csv, relabel
 from bus_classify.data.transforms import build_transform
 from bus_classify.engine.checkpoint import load_classifier
 from bus_classify.eval.calibration import (
@@ -34,6 +34,7 @@ def evaluate(checkpoint: str | Path, split_csv: str | Path, out: str | Path,
     rows = read_csv(split_csv)
     model, hp = load_classifier(checkpoint)
     names = list(hp["class_names"])
+    relabel(rows, "3class" if len(names) == 3 else "binary", str(split_csv))
     bad = [r["path"] for r in rows if not 0 <= r["label"] < len(names)]
     if bad:
         raise ValueError(f"{checkpoint}: checkpoint has {len(names)} classes but {split_csv} has "
