@@ -83,7 +83,7 @@ def main(argv=None) -> dict:
     p.add_argument("--model", default=None)
     a = p.parse_args(argv)
     if a.device == "cuda":
-        name, kwargs, img, batch, steps, amp = "swin_tiny_patch4_window7_224", {}, 224, 64, 30, True
+        name, kwargs, img, batch, steps, amp = "swin_tiny_patch4_window7_224", {}, 224, 64, 60, True
     else:
         name, kwargs, img, batch, steps, amp = "bus_cnn_small", {}, 64, 32, 15, False
     if a.model:
@@ -92,7 +92,7 @@ def main(argv=None) -> dict:
         img, batch, steps = 32, 8, 3
     torch.manual_seed(0)
     x, y = torch.randn(batch, 3, img, img), torch.randint(0, 2, (batch,))
-    warmup = 2
+    warmup = 5 if a.device == "cuda" else 2
     bare = bare_loop(create_model(name, 2, img, None, kwargs), x, y, steps, warmup, a.device, amp)
     pkg = package_loop(name, kwargs, img, x, y, steps, warmup, a.device, amp)
     res = {"benchmark": "train_step", "package": "bus_classify", "device": a.device,

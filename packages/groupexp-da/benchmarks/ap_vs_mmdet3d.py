@@ -37,6 +37,10 @@ L2C = np.array([[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], np.fl
 
 
 def load_reference(root: str | None, wheel: str | None):
+    # mmdet3d 1.4's kitti_eval calls np.row_stack, removed in numpy 2.x; the GPU image has
+    # numpy 2, so alias it (same function) rather than editing mmdet3d's code.
+    if not hasattr(np, "row_stack"):
+        np.row_stack = np.vstack
     if wheel:
         tmp = Path(tempfile.mkdtemp())
         with zipfile.ZipFile(wheel) as z:
