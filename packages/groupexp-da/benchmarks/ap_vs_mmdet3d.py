@@ -40,7 +40,7 @@ def load_reference(root: str | None, wheel: str | None):
     # mmdet3d 1.4's kitti_eval calls np.row_stack, removed in numpy 2.x; the GPU image has
     # numpy 2, so alias it (same function) rather than editing mmdet3d's code.
     if not hasattr(np, "row_stack"):
-        np.row_stack = np.vstack
+        np.row_stack = np.vstack  # noqa: NPY201 (restores the alias mmdet3d calls)
     if wheel:
         tmp = Path(tempfile.mkdtemp())
         with zipfile.ZipFile(wheel) as z:
