@@ -67,4 +67,4 @@ def test_run_commands_on_trained_model(tiny_scene, tmp_path, capsys):
     np.save(tmp_path / "bad.npy", np.zeros((3, 2)))
     with pytest.raises(SystemExit, match="expected an \\(N, 3\\) array"):
         main(["query", "--config", config, "--points", str(tmp_path / "bad.npy")])
-    assert build_parser().parse_args(["demo", "--out", "x"]).nerf_iters == 120
+    assert build_parser().parse_args(["demo", "--out", "x"]).nerf_iters == 300

@@ -177,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_args(d, config=False)
     d.add_argument("--out", required=True)
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--nerf-iters", type=int, default=120)
-    d.add_argument("--instance-iters", type=int, default=60)
+    d.add_argument("--nerf-iters", type=int, default=300)
+    d.add_argument("--instance-iters", type=int, default=1000)
     d.add_argument("--rays", type=int, default=1024)
     d.set_defaults(func=cmd_demo)
     return p

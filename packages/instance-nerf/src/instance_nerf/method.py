@@ -19,8 +19,8 @@ def instance_optimizers(steps: int = 200000) -> dict:
     """Nerfacto's groups plus the instance field's."""
     groups = nerfacto_optimizers(steps)
     groups["instance_field"] = {
-        "optimizer": AdamOptimizerConfig(lr=1e-2, eps=1e-15),
-        "scheduler": ExponentialDecaySchedulerConfig(lr_final=1e-3, max_steps=steps),
+        "optimizer": AdamOptimizerConfig(lr=3e-2, eps=1e-15),
+        "scheduler": ExponentialDecaySchedulerConfig(lr_final=3e-3, max_steps=steps),
     }
     return groups
 

@@ -30,7 +30,7 @@ def _train(cfg) -> Path:
     return cfg.get_base_dir() / "config.yml"
 
 
-def run_demo(out: Path, seed: int = 0, nerf_iters: int = 120, instance_iters: int = 60, rays: int = 1024,
+def run_demo(out: Path, seed: int = 0, nerf_iters: int = 300, instance_iters: int = 1000, rays: int = 1024,
              device: str = "cpu") -> dict:
     """Run every stage into ``out`` and return the metrics (also written to out/metrics.json)."""
     from instance_nerf.data.dataparser import InstanceDataParserConfig
