@@ -156,3 +156,50 @@ def test_pseudo_label_infos_train_with_ignore_band(synth_data, tmp_path):
     optim = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
     out = model.train_step(pseudo_collate([item, ds[1]]), optim)
     assert all(torch.isfinite(v).all() for v in out.values())
+
+
+def test_ros_only_in_the_st3d_stage1_config():
+    def has_ros(name):
+        cfg = Config.fromfile(str(resolve_config(name)))
+        return any(t["type"] == "RandomObjectScaling" for t in cfg.train_dataloader.dataset.pipeline)
+
+    assert not has_ros("pointpillars_synth_source_only_cpu")  # the paper's plain baseline
+    assert not has_ros("pointpillars_synth_oracle_cpu")
+    assert has_ros("pointpillars_synth_ros_cpu")
+
+
+@pytest.mark.parametrize("kind", ["cosine", "constant"])
+def test_st3d_round_schedule(kind):
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.optim.scheduler import CosineAnnealingLR, ConstantLR
+
+    from groupexp_da.engine.st3d import round_schedule
+
+    sched = round_schedule(epochs=2, lr=2e-4, kind=kind)
+    model = torch.nn.Linear(2, 1)
+    optim = build_optim_wrapper(model, dict(optimizer=dict(type="AdamW", lr=2e-4)))
+    s = dict(sched[0])
+    cls = {"CosineAnnealingLR": CosineAnnealingLR, "ConstantLR": ConstantLR}[s.pop("type")]
+    if s.pop("convert_to_iter_based", False):
+        s = dict(s, by_epoch=False, T_max=s["T_max"] * 10, end=s["end"] * 10)  # 10 iters/epoch
+        steps = 20
+    else:
+        steps = 2
+    sch = cls(optim, **s)
+    lrs = []
+    for _ in range(steps):
+        optim.step()
+        sch.step()
+        lrs.append(optim.get_lr()["lr"][0])
+    if kind == "cosine":  # decays monotonically to ~1 % of lr by the end of the round
+        assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+        assert 2e-6 <= lrs[-1] < 0.02 * 2e-4
+    else:
+        assert lrs == pytest.approx([2e-4] * steps)
+
+
+def test_st3d_round_schedule_rejects_unknown():
+    from groupexp_da.engine.st3d import round_schedule
+
+    with pytest.raises(ValueError, match="schedule"):
+        round_schedule(2, 1e-3, "step")

@@ -135,7 +135,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
     run_demo(a.out, frames_source=a.frames_source, frames_target=a.frames_target,
              epochs=a.epochs, st3d_epochs=a.st3d_epochs, rounds=a.rounds, seed=a.seed,
-             oracle=a.oracle)
+             oracle=a.oracle, workers=a.workers,
+             plain_source=a.plain_source)
     return 0
 
 
@@ -204,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--rounds", type=int, default=1, help="ST3D rounds")
     m.add_argument("--oracle", action="store_true", help="also train the target oracle")
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--workers", type=int, default=0, help="data-loading processes per loader")
+    m.add_argument("--plain-source", action="store_true",
+                   help="also train the source-only baseline without ROS (the paper's row)")
     m.set_defaults(fn=cmd_demo)
     return p
 

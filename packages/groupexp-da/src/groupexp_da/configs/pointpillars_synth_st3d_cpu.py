@@ -10,7 +10,8 @@ st3d = dict(
     ensemble_iou=0.1,
     ignore_after=2,
     remove_after=3,
-    lr=5e-4,
+    lr=2e-4,
+    schedule='cosine',  # per round: decay to 1 % of lr ('constant' keeps it)
     progressive_aug=dict(ros=(0.05, 0.025), rot=(0.2, 0.1)))
 st3d_batch_size = 4
 st3d_target_dataset = dict(

@@ -104,6 +104,18 @@ def evaluate(cfg: Config, ckpt: str, work_dir: Path) -> dict:
     return {k: float(v) for k, v in runner.test().items()}
 
 
+def round_schedule(epochs: int, lr: float, kind: str = "cosine") -> list[dict]:
+    """LR schedule of one self-training round: ``cosine`` decays ``lr`` to 1 % within the round
+    (a converged source model is not left at a high rate when the round ends); ``constant``
+    keeps ``lr``."""
+    if kind == "constant":
+        return [dict(type="ConstantLR", factor=1.0, by_epoch=True, begin=0, end=epochs)]
+    if kind != "cosine":
+        raise ValueError(f"st3d.schedule must be 'cosine' or 'constant', got {kind!r}")
+    return [dict(type="CosineAnnealingLR", T_max=epochs, eta_min=lr * 1e-2, by_epoch=True,
+                 begin=0, end=epochs, convert_to_iter_based=True)]
+
+
 def adapt(cfg: Config, source_ckpt: str, work_dir: str | Path, device: str = "cpu") -> list[dict]:
     """Run (or resume) ST3D rounds; returns the per-round records."""
     st = cfg.st3d
@@ -138,9 +150,9 @@ def adapt(cfg: Config, source_ckpt: str, work_dir: str | Path, device: str = "cp
         c.train_dataloader.dataset = ds
         epochs = int(st["epochs_per_round"])
         c.train_cfg = dict(by_epoch=True, max_epochs=epochs, val_interval=10**6)
-        c.param_scheduler = [dict(type="ConstantLR", factor=1.0, by_epoch=True, begin=0,
-                                  end=epochs)]
-        c.optim_wrapper.optimizer.lr = float(st.get("lr", 5e-4))
+        lr = float(st.get("lr", 5e-4))
+        c.param_scheduler = round_schedule(epochs, lr, st.get("schedule", "cosine"))
+        c.optim_wrapper.optimizer.lr = lr
         c.work_dir = str(rdir / "train")
         last = rdir / "train" / "last_checkpoint"
         c.resume = last.exists()

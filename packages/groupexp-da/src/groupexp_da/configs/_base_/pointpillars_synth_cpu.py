@@ -59,8 +59,6 @@ train_pipeline = [
     dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True),
     dict(type='ShiftZ'),
     dict(type='UnifyCarClass', keep_ignore=True),
-    # random object scaling (ROS), as in ST3D's source pre-training
-    dict(type='RandomObjectScaling', scale_range=[0.9, 1.2]),
     dict(type='RandomFlip3D', flip_ratio_bev_horizontal=0.5),
     dict(type='GlobalRotScaleTrans', rot_range=[-0.3927, 0.3927],
          scale_ratio_range=[0.95, 1.05]),
