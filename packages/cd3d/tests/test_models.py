@@ -34,11 +34,20 @@ def test_fusion_semantics():
     m = cd3d.create_model("siam_unet", encoder_name="resnet18", encoder_depth=3, decoder_channels=(8, 8, 8))
     with pytest.raises(ValueError, match="fusion"):
         cd3d.create_model("siam_unet", fusion="max")
-    # absdiff: swapping the epochs gives the same output
+    torch.manual_seed(0)
+    sym = cd3d.create_model("siam_unet", encoder_name="resnet18", encoder_depth=3,
+                            decoder_channels=(8, 8, 8), fusion="absdiff").eval()
+    for head in (m.heads.head_3d[-1], sym.heads.head_3d[-1]):  # leave the zero init
+        nn.init.normal_(head.weight)
     m.eval()
     a, b = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(m(a, b)[0], m(b, a)[0])
+        # absdiff is symmetric: construction and demolition look the same to it
+        for x, y in zip(sym(a, b), sym(b, a)):
+            torch.testing.assert_close(x, y)
+        # the default signed difference keeps the direction of the change
+        assert m.fusion == "diff"
+        assert not torch.allclose(m(a, b)[1], m(b, a)[1])
 
 
 def test_registry_accepts_user_models():

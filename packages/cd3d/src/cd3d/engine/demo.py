@@ -81,14 +81,13 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> dict:
         return now
 
     t = t0
-    n = (6, 2, 3) if quick else (32, 4, 8)
+    n = (6, 2, 3) if quick else (128, 8, 16)
     tile = 64 if quick else 128
     root = synth_dataset(out / "data", seed, *n, tile=tile)
     big = synth_pair(out / "large", 256 if quick else 2048, seed + 1)
     t = tick("synth", t)
     sets = [f"data.root={root}", f"out={out / 'run'}", f"seed={seed}"]
-    if quick:
-        sets += ["trainer.max_epochs=1", "data.batch_size=4"]
+    sets += ["trainer.max_epochs=1", "data.batch_size=4"] if quick else ["trainer.max_epochs=30"]
     cfg = load_config("demo.yaml", sets)
     cfg["trainer"]["enable_progress_bar"] = False
     res = train(cfg)

@@ -1,6 +1,6 @@
 """A bitemporal transformer in the spirit of MTBIT: CNN features → semantic tokens → transformer
 encoder over both epochs' tokens → transformer decoder projecting tokens back onto pixels →
-feature difference → U-Net style upsampling → 2D and 3D heads."""
+signed feature difference → U-Net style upsampling → 2D and 3D heads."""
 
 from __future__ import annotations
 
@@ -100,6 +100,7 @@ class MTBITLike(nn.Module):
         tok = self.token_encoder(tok)
         ta, tb = tok[:, : self.token_len], tok[:, self.token_len :]
         ra, rb = self._refine(deep[:n], ta), self._refine(deep[n:], tb)
-        fused = [(f[n:] - f[:n]).abs() for f in feats[:-1]]
-        fused.append(self.unproj((rb - ra).abs()))
+        # signed differences (after - before): the 3D head needs the direction of the change
+        fused = [f[n:] - f[:n] for f in feats[:-1]]
+        fused.append(self.unproj(rb - ra))
         return self.heads(self.decoder(fused), size)

@@ -18,7 +18,10 @@ class SiamUnet(nn.Module):
     """Encode both epochs, fuse each feature level (``diff``/``absdiff``/``concat``), decode with
     a U-Net decoder, and predict 2D change logits (input grid) and height change (half grid).
 
-    ``shared_encoder=False`` gives each epoch its own encoder. ``encoder_weights`` is passed to
+    The default ``diff`` keeps the sign of the change, which the 3D head needs to tell a new
+    building (+dH) from a demolished one (-dH); ``absdiff`` is symmetric in the two epochs and
+    therefore sign-blind (fine for 2D-only use). ``shared_encoder=False`` gives each epoch its
+    own encoder. ``encoder_weights`` is passed to
     smp and should stay None unless the weights are cached locally; ``encoder_weights_path``
     loads a local state dict instead.
     """
@@ -30,7 +33,7 @@ class SiamUnet(nn.Module):
         encoder_weights: str | None = None,
         encoder_weights_path: str | None = None,
         decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
-        fusion: str = "absdiff",
+        fusion: str = "diff",
         shared_encoder: bool = True,
         in_channels: int = 3,
         classes: int = 2,
