@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("demo", help="synth -> source-only -> one ST3D round -> AP + plots")
     m.add_argument("--out", required=True)
-    m.add_argument("--frames-source", type=int, default=120)
+    m.add_argument("--frames-source", type=int, default=200)
     m.add_argument("--frames-target", type=int, default=100)
     m.add_argument("--epochs", type=int, default=6)
     m.add_argument("--st3d-epochs", type=int, default=2)

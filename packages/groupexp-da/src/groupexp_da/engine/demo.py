@@ -97,7 +97,7 @@ def _plots(out: Path, data: Path, ckpts: dict[str, str], pseudo: Path | None) ->
     return written
 
 
-def run_demo(out: str | Path, frames_source: int = 120, frames_target: int = 100,
+def run_demo(out: str | Path, frames_source: int = 200, frames_target: int = 100,
              epochs: int = 6, st3d_epochs: int = 2, rounds: int = 1, seed: int = 0,
              oracle: bool = False, workers: int = 0, plain_source: bool = False) -> dict:
     """Run the whole pipeline under ``out``; re-running resumes finished steps.
