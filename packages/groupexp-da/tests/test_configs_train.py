@@ -171,7 +171,7 @@ def test_ros_only_in_the_st3d_stage1_config():
 @pytest.mark.parametrize("kind", ["cosine", "constant"])
 def test_st3d_round_schedule(kind):
     from mmengine.optim import build_optim_wrapper
-    from mmengine.optim.scheduler import CosineAnnealingLR, ConstantLR
+    from mmengine.optim.scheduler import ConstantLR, CosineAnnealingLR
 
     from groupexp_da.engine.st3d import round_schedule
 
