@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import sys
@@ -38,3 +39,21 @@ def timed(fn, device: torch.device, warmup: int, iters: int) -> float:
 def emit(obj: dict) -> None:
     print(json.dumps(obj), flush=True)
     sys.stdout.flush()
+
+
+def model_parser(doc: str | None = None) -> argparse.ArgumentParser:
+    """Arguments shared by the model benchmarks (device, quick mode, model and encoder)."""
+    p = argparse.ArgumentParser(description=doc)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--model", default="siam_unet")
+    p.add_argument("--encoder", default="resnet18")
+    return p
+
+
+def model_kwargs(a: argparse.Namespace) -> dict:
+    """Network kwargs for ``ChangeDetector``; ``--quick`` shrinks the encoder and decoder."""
+    kw = {"encoder_name": a.encoder}
+    if a.quick:
+        kw |= {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}
+    return kw

@@ -6,33 +6,26 @@ contiguous is compared with channels_last. Imports only torch, smp/timm and cd3d
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import emit, rss_mib, timed
+from _common import emit, model_kwargs, model_parser, rss_mib, timed
 
 from cd3d.models import ChangeDetector
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--model", default="siam_unet")
-    p.add_argument("--encoder", default="resnet18")
+    p = model_parser(__doc__)
     a = p.parse_args(argv)
     dev = torch.device(a.device)
     torch.manual_seed(0)
     size = 64 if a.quick else 400
     batches = [1, 2] if a.quick else ([1, 4, 8] if a.device == "cpu" else [1, 8, 32, 64])
     iters = 2 if a.quick else (3 if a.device == "cpu" else 20)
-    kw = {"encoder_name": a.encoder}
-    if a.quick:
-        kw |= {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}
+    kw = model_kwargs(a)
     det = ChangeDetector(a.model, kw).to(dev).eval()
     variants = {"fp32": (False, False), "bf16_cl": (True, True)} if a.device == "cuda" else \
         {"fp32": (False, False), "channels_last": (False, True)}

@@ -5,25 +5,20 @@ CUDA: fp32 vs bf16 autocast + channels_last, side by side. CPU: fp32 vs channels
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import emit, rss_mib, timed
+from _common import emit, model_kwargs, model_parser, rss_mib, timed
 
 from cd3d.engine.losses import ChangeLoss
 from cd3d.models import ChangeDetector
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--model", default="siam_unet")
-    p.add_argument("--encoder", default="resnet18")
+    p = model_parser(__doc__)
     p.add_argument("--batch-size", type=int, default=None)
     a = p.parse_args(argv)
     dev = torch.device(a.device)
@@ -31,9 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     size = 64 if a.quick else 400
     bs = a.batch_size or (2 if a.quick else (2 if a.device == "cpu" else 16))
     iters = 2 if a.quick else (3 if a.device == "cpu" else 20)
-    kw = {"encoder_name": a.encoder}
-    if a.quick:
-        kw |= {"encoder_depth": 3, "decoder_channels": [16, 8, 8]}
+    kw = model_kwargs(a)
     crit = ChangeLoss().to(dev)
     x = torch.rand(bs, 3, size, size, device=dev)
     y = torch.rand(bs, 3, size, size, device=dev)
