@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train_step import bare_loop
 
 from bus_classify.models import create_model
 
@@ -19,27 +24,16 @@ def _sync(device: str) -> None:
 
 
 def train_rate(model, batch: int, img: int, device: str, steps: int, amp: bool) -> dict:
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    """Training images/s (AdamW, 3 warm-up steps, the same loop as train_step.py) and peak memory."""
     x = torch.randn(batch, 3, img, img, device=device).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 2, (batch,), device=device)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    for i in range(steps + 3):
-        if i == 3:
-            _sync(device)
-            t0 = time.perf_counter()
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    _sync(device)
-    rate = steps * batch / (time.perf_counter() - t0)
+    rate = bare_loop(model, x, y, steps, warmup=3, device=device, amp=amp)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None
     return {"img_s": round(rate, 1), "peak_mem_gib": round(peak, 2) if peak else None}
 
 
-@torch.no_grad()
 def latency_ms(model, img: int, device: str, n: int, amp: bool) -> dict:
     model.eval()
     x = torch.randn(1, 3, img, img, device=device).contiguous(memory_format=torch.channels_last)
