@@ -34,8 +34,9 @@ def main(argv=None) -> dict:
         write_synthetic(d, n=n, size=src, seed=0, n_duplicates=0)
         rows = [{"path": s.ref, "label": s.label} for s in discover(d)]
         ds = BusDataset(rows, build_transform(img, train=True))
-        loader = DataLoader(ds, batch_size=batch, shuffle=True, num_workers=a.workers,
-                            persistent_workers=False)
+        loader = DataLoader(
+            ds, batch_size=batch, shuffle=True, num_workers=a.workers, persistent_workers=False
+        )
         t0 = time.perf_counter()
         seen = sum(len(x) for x, _ in loader)
         load_s = seen / (time.perf_counter() - t0)
@@ -57,10 +58,20 @@ def main(argv=None) -> dict:
     if a.device == "cuda":
         torch.cuda.synchronize()
     model_s = steps * batch / (time.perf_counter() - t0)
-    res = {"benchmark": "dataloader", "package": "bus_classify", "device": a.device,
-           "results": {"model": name, "img_size": img, "source_px": src, "workers": a.workers,
-                       "loader_img_s": round(load_s, 2), "model_img_s": round(model_s, 2),
-                       "ratio": round(load_s / model_s, 3)}}
+    res = {
+        "benchmark": "dataloader",
+        "package": "bus_classify",
+        "device": a.device,
+        "results": {
+            "model": name,
+            "img_size": img,
+            "source_px": src,
+            "workers": a.workers,
+            "loader_img_s": round(load_s, 2),
+            "model_img_s": round(model_s, 2),
+            "ratio": round(load_s / model_s, 3),
+        },
+    }
     print(json.dumps(res))
     return res
 

@@ -47,7 +47,10 @@ def latency_ms(model, img: int, device: str, n: int, amp: bool) -> dict:
         if i >= 5:
             times.append((time.perf_counter() - t0) * 1000)
     times.sort()
-    return {"p50_ms": round(times[len(times) // 2], 3), "p90_ms": round(times[int(len(times) * 0.9)], 3)}
+    return {
+        "p50_ms": round(times[len(times) // 2], 3),
+        "p90_ms": round(times[int(len(times) * 0.9)], 3),
+    }
 
 
 def main(argv=None) -> dict:
@@ -57,15 +60,24 @@ def main(argv=None) -> dict:
     p.add_argument("--batches", default="64,128")
     a = p.parse_args(argv)
     if a.quick or a.device == "cpu":
-        kw, img, batches, steps, n = ({"window_size": 4, "embed_dim": 16, "depths": (1, 1),
-                                       "num_heads": (1, 2)}, 32, [4, 8], 2, 5)
+        kw, img, batches, steps, n = (
+            {"window_size": 4, "embed_dim": 16, "depths": (1, 1), "num_heads": (1, 2)},
+            32,
+            [4, 8],
+            2,
+            5,
+        )
     else:
         kw, img, batches, steps, n = {}, 224, [int(b) for b in a.batches.split(",")], 20, 100
     amp = a.device == "cuda"
     model = create_model("swin_tiny_patch4_window7_224", 2, img, None, kw).to(a.device)
     model = model.to(memory_format=torch.channels_last)
-    results: dict = {"model": "swin_tiny_patch4_window7_224", "img_size": img,
-                     "precision": "bf16-autocast" if amp else "fp32", "channels_last": True}
+    results: dict = {
+        "model": "swin_tiny_patch4_window7_224",
+        "img_size": img,
+        "precision": "bf16-autocast" if amp else "fp32",
+        "channels_last": True,
+    }
     for b in batches:
         try:
             results[f"train_b{b}"] = train_rate(model.train(), b, img, a.device, steps, amp)
@@ -75,8 +87,12 @@ def main(argv=None) -> dict:
     results["infer_b1"] = latency_ms(model, img, a.device, n, amp)
     if a.device == "cuda":
         results["gpu"] = torch.cuda.get_device_name()
-    res = {"benchmark": "gpu_swin", "package": "bus_classify", "device": a.device,
-           "results": results}
+    res = {
+        "benchmark": "gpu_swin",
+        "package": "bus_classify",
+        "device": a.device,
+        "results": results,
+    }
     print(json.dumps(res))
     return res
 

@@ -63,15 +63,25 @@ def bare_loop(model, x, y, steps: int, warmup: int, device: str, amp: bool) -> f
 
 
 def package_loop(name, kwargs, img, x, y, steps, warmup, device, amp) -> float:
-    module = BusClassifier(name, 2, img, kwargs, lr=1e-4, loss="ce")
+    module = BusClassifier(
+        model=name, num_classes=2, img_size=img, model_kwargs=kwargs, lr=1e-4, loss="ce"
+    )
     # One pre-made batch per step (batch_size=None: no per-sample collate), already on device.
     batch = (x.to(device), y.to(device))
     loader = DataLoader([batch] * (steps + warmup), batch_size=None, shuffle=False)
     timer = _Timer(warmup, steps + warmup)
-    trainer = L.Trainer(accelerator=device, devices=1, max_steps=steps + warmup,
-                        precision="bf16-mixed" if amp else "32-true", logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[timer], limit_val_batches=0)
+    trainer = L.Trainer(
+        accelerator=device,
+        devices=1,
+        max_steps=steps + warmup,
+        precision="bf16-mixed" if amp else "32-true",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        limit_val_batches=0,
+    )
     trainer.fit(module, train_dataloaders=loader)
     return steps * len(x) / (timer.t1 - timer.t0)
 
@@ -95,10 +105,21 @@ def main(argv=None) -> dict:
     warmup = 5 if a.device == "cuda" else 2
     bare = bare_loop(create_model(name, 2, img, None, kwargs), x, y, steps, warmup, a.device, amp)
     pkg = package_loop(name, kwargs, img, x, y, steps, warmup, a.device, amp)
-    res = {"benchmark": "train_step", "package": "bus_classify", "device": a.device,
-           "results": {"model": name, "img_size": img, "batch": batch, "steps": steps,
-                       "bare_img_s": round(bare, 2), "package_img_s": round(pkg, 2),
-                       "ratio": round(pkg / bare, 3), "goal_ratio": 0.9}}
+    res = {
+        "benchmark": "train_step",
+        "package": "bus_classify",
+        "device": a.device,
+        "results": {
+            "model": name,
+            "img_size": img,
+            "batch": batch,
+            "steps": steps,
+            "bare_img_s": round(bare, 2),
+            "package_img_s": round(pkg, 2),
+            "ratio": round(pkg / bare, 3),
+            "goal_ratio": 0.9,
+        },
+    }
     print(json.dumps(res))
     return res
 

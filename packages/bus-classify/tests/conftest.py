@@ -22,11 +22,12 @@ def busi_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def split_csv(busi_dir, tmp_path_factory) -> Path:
+    from bus_classify.data.io import write_csv
     from bus_classify.data.sources import discover
-    from bus_classify.data.split import make_split, write_csv
+    from bus_classify.data.split import make_split
 
     rows, _ = make_split(discover(busi_dir), seed=0)
-    return write_csv(rows, tmp_path_factory.mktemp("split") / "split.csv")
+    return write_csv(tmp_path_factory.mktemp("split") / "split.csv", rows)
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,82 @@ def test_synth_then_split(tmp_path, capsys):
     assert not any("_mask" in r["path"] for r in rows)
 
 
+def _bad_call(argv: list[str], capsys, names: str) -> str:
+    """Exit status 2, one stderr line ``bus-classify: error: ...`` naming ``names``, no traceback."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("bus-classify: error: "), err
+    assert names in err and "Traceback" not in err
+    return err
+
+
 def test_missing_data_is_a_clear_error(tmp_path, capsys):
-    code = main(["split", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "s.csv")])
-    assert code == 2
-    assert "nope: data folder does not exist" in capsys.readouterr().err
+    err = _bad_call(
+        ["split", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "s.csv")],
+        capsys,
+        "nope",
+    )
+    assert "data folder does not exist" in err
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_non_checkpoint_is_a_clear_error(tmp_path, capsys, split_csv):
+    bogus = tmp_path / "weights.ckpt"
+    bogus.write_bytes(b"definitely not a torch file")
+    err = _bad_call(
+        [
+            "eval",
+            "--checkpoint",
+            str(bogus),
+            "--split",
+            str(split_csv),
+            "--out",
+            str(tmp_path / "e"),
+        ],
+        capsys,
+        "weights.ckpt",
+    )
+    assert "not a bus-classify checkpoint" in err and "weights_only" not in err
+    import torch
+
+    torch.save({"some": torch.zeros(2)}, tmp_path / "other.pt")
+    err = _bad_call(
+        [
+            "eval",
+            "--checkpoint",
+            str(tmp_path / "other.pt"),
+            "--split",
+            str(split_csv),
+            "--out",
+            str(tmp_path / "e"),
+        ],
+        capsys,
+        "other.pt",
+    )
+    assert "not a bus-classify checkpoint (no 'hyper_parameters' entry)" in err
+
+
+def test_bad_split_csv_and_config_are_clear_errors(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    _bad_call(["train", "--split", str(bad), "--out", str(tmp_path / "r")], capsys, "bad.csv")
+    _bad_call(
+        [
+            "train",
+            "--split",
+            str(bad),
+            "--out",
+            str(tmp_path / "r"),
+            "--config",
+            str(tmp_path / "missing.yaml"),
+        ],
+        capsys,
+        "missing.yaml",
+    )
+    _bad_call(
+        ["train", "--split", str(bad), "--out", str(tmp_path / "r"), "--set", "lr=fast"],
+        capsys,
+        "'lr'",
+    )

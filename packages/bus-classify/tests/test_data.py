@@ -86,9 +86,14 @@ def test_empty_class_folder_is_an_error(tmp_path, busi_dir):
 
 def test_split_folder_layout(tmp_path, busi_dir):
     root = tmp_path / "s"
-    for split, cls, src in [("train", "lump", "benign"), ("train", "no_lump", "normal"),
-                            ("val", "lump", "malignant"), ("val", "no_lump", "normal"),
-                            ("test", "lump", "benign"), ("test", "no_lump", "normal")]:
+    for split, cls, src in [
+        ("train", "lump", "benign"),
+        ("train", "no_lump", "normal"),
+        ("val", "lump", "malignant"),
+        ("val", "no_lump", "normal"),
+        ("test", "lump", "benign"),
+        ("test", "no_lump", "normal"),
+    ]:
         (root / split / cls).mkdir(parents=True)
         for p in sorted((busi_dir / src).glob("* (?).png"))[:2]:
             shutil.copy(p, root / split / cls / p.name)
@@ -101,19 +106,27 @@ def test_split_folder_layout(tmp_path, busi_dir):
 def test_hf_export(tmp_path, busi_dir):
     import datasets
 
-    files = sorted((busi_dir / "benign").glob("benign (?).png"))[:3] + sorted(
-        (busi_dir / "normal").glob("normal (?).png"))[:2]
-    feats = datasets.Features({"image": datasets.Image(),
-                               "label": datasets.ClassLabel(names=["benign", "malignant", "normal"])})
-    ds = datasets.Dataset.from_dict({"image": [str(f) for f in files],
-                                     "label": [0, 0, 0, 2, 2]}, features=feats)
+    files = (
+        sorted((busi_dir / "benign").glob("benign (?).png"))[:3]
+        + sorted((busi_dir / "normal").glob("normal (?).png"))[:2]
+    )
+    feats = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "label": datasets.ClassLabel(names=["benign", "malignant", "normal"]),
+        }
+    )
+    ds = datasets.Dataset.from_dict(
+        {"image": [str(f) for f in files], "label": [0, 0, 0, 2, 2]}, features=feats
+    )
     ds.save_to_disk(str(tmp_path / "hf"))
     samples = discover(tmp_path / "hf")
     assert [s.label for s in samples] == [1, 1, 1, 0, 0]
     img = read_sample(samples[0].ref)
     assert img.mode == "RGB" and img.size == (64, 64)
-    bad = datasets.Dataset.from_dict({"image": [str(f) for f in files]},
-                                     features=datasets.Features({"image": datasets.Image()}))
+    bad = datasets.Dataset.from_dict(
+        {"image": [str(f) for f in files]}, features=datasets.Features({"image": datasets.Image()})
+    )
     bad.save_to_disk(str(tmp_path / "nolabel"))
     with pytest.raises(ValueError, match="no label column"):
         discover(tmp_path / "nolabel")
@@ -127,3 +140,23 @@ def test_real_microscopy_tiff_reads(shared_dir):
         pytest.skip(f"{path} missing")
     img = load_image(path)  # a real grayscale TIFF from the wild
     assert img.mode == "RGB" and min(img.size) >= 32
+
+
+def test_atomic_writers_leave_nothing_half_written(tmp_path):
+    import json
+
+    from bus_classify.data.io import atomic_write, write_csv, write_json
+
+    path = write_json(tmp_path / "sub" / "m.json", {"a": np.float32(0.5)})
+    assert json.loads(path.read_text()) == {"a": 0.5}
+    with pytest.raises(RuntimeError):
+        with atomic_write(tmp_path / "m.json") as f:
+            f.write("partial")
+            raise RuntimeError("interrupted")
+    assert not (tmp_path / "m.json").exists() and not list(tmp_path.glob(".*tmp*"))
+    write_csv(tmp_path / "r.csv", [{"x": 1, "y": "a"}, {"x": 2, "y": "b"}])
+    assert (tmp_path / "r.csv").read_text().splitlines() == ["x,y", "1,a", "2,b"]
+    import pandas as pd
+
+    write_csv(tmp_path / "d.csv", pd.DataFrame({"x": [3]}))
+    assert (tmp_path / "d.csv").read_text().splitlines() == ["x", "3"]

@@ -10,9 +10,16 @@ from PIL import Image
 
 
 def test_timm_tiny_swin_forward_backward():
-    model = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=2,
-                              img_size=32, window_size=4, embed_dim=16, depths=(1, 1),
-                              num_heads=(1, 2))
+    model = timm.create_model(
+        "swin_tiny_patch4_window7_224",
+        pretrained=False,
+        num_classes=2,
+        img_size=32,
+        window_size=4,
+        embed_dim=16,
+        depths=(1, 1),
+        num_heads=(1, 2),
+    )
     x = torch.randn(2, 3, 32, 32)
     y = torch.tensor([0, 1])
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
@@ -38,8 +45,13 @@ def test_tiny_clip_zero_shot_pipeline(tmp_path):
     build_tiny_clip(tmp_path / "clip")
     pipe = pipeline("zero-shot-image-classification", model=str(tmp_path / "clip"), device="cpu")
     img = Image.fromarray((np.random.default_rng(0).random((48, 48, 3)) * 255).astype(np.uint8))
-    res = pipe(img, candidate_labels=["a breast ultrasound with no lump",
-                                      "an ultrasound image of a breast lump"],
-               hypothesis_template="{}")
+    res = pipe(
+        img,
+        candidate_labels=[
+            "a breast ultrasound with no lump",
+            "an ultrasound image of a breast lump",
+        ],
+        hypothesis_template="{}",
+    )
     assert len(res) == 2 and abs(sum(r["score"] for r in res) - 1) < 1e-5
     assert abs(res[0]["score"] - res[1]["score"]) > 1e-4  # texts did not collapse

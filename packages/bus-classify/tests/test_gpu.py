@@ -14,7 +14,9 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def test_swin_bf16_channels_last_step():
     from bus_classify.engine.module import BusClassifier
 
-    m = BusClassifier("swin_tiny_patch4_window7_224", 2, 224, channels_last=True).cuda()
+    m = BusClassifier(
+        model="swin_tiny_patch4_window7_224", num_classes=2, img_size=224, channels_last=True
+    ).cuda()
     opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
     x = torch.randn(8, 3, 224, 224, device="cuda")
     y = torch.randint(0, 2, (8,), device="cuda")

@@ -9,9 +9,10 @@ import torch
 from PIL import Image
 
 import bus_classify.models  # noqa: F401  (registers bus_cnn_small)
-from bus_classify.configs import available, load_config
+from bus_classify.data.io import BusClassifyError
 from bus_classify.data.parula import PARULA_STOPS, apply_parula, parula_lut
 from bus_classify.data.transforms import build_transform
+from bus_classify.engine.config import available, load_config
 from bus_classify.engine.losses import FocalLoss, build_loss, inverse_frequency_weights
 from bus_classify.models import create_model
 
@@ -19,7 +20,9 @@ from bus_classify.models import create_model
 def test_cnn_registered_param_count_and_shapes():
     m = timm.create_model("bus_cnn_small", num_classes=2)
     # conv 3->32, 32->64, 64->128 (3x3) + linear 128*26*26 -> 2
-    expected = (3 * 9 * 32 + 32) + (32 * 9 * 64 + 64) + (64 * 9 * 128 + 128) + (128 * 26 * 26 * 2 + 2)
+    expected = (
+        (3 * 9 * 32 + 32) + (32 * 9 * 64 + 64) + (64 * 9 * 128 + 128) + (128 * 26 * 26 * 2 + 2)
+    )
     assert sum(p.numel() for p in m.parameters()) == expected == 266306
     assert m(torch.randn(2, 3, 224, 224)).shape == (2, 2)
     assert m.forward_features(torch.randn(1, 3, 224, 224)).shape == (1, 128, 26, 26)
@@ -34,7 +37,7 @@ def test_local_weight_file_roundtrip(tmp_path):
     b = create_model("bus_cnn_small", 2, img_size=64, weights=str(tmp_path / "w.pth"))
     x = torch.randn(1, 3, 64, 64)
     assert torch.allclose(a.eval()(x), b.eval()(x))
-    with pytest.raises(FileNotFoundError, match="missing.pth"):
+    with pytest.raises(BusClassifyError, match="missing.pth: weight file not found"):
         create_model("bus_cnn_small", 2, weights=str(tmp_path / "missing.pth"))
 
 
@@ -80,7 +83,12 @@ def test_configs():
     assert {"cnn", "swin", "cnn_demo", "swin_demo"} <= set(available())
     swin = load_config("swin")
     assert swin["model"] == "swin_tiny_patch4_window7_224"
-    assert (swin["lr"], swin["weight_decay"], swin["batch_size"], swin["epochs"]) == (3e-5, 0.2, 16, 15)
+    assert (swin["lr"], swin["weight_decay"], swin["batch_size"], swin["epochs"]) == (
+        3e-5,
+        0.2,
+        16,
+        15,
+    )
     cnn = load_config("cnn", ["epochs=3", "loss=focal"])
     assert (cnn["lr"], cnn["batch_size"], cnn["epochs"], cnn["loss"]) == (1e-3, 32, 3, "focal")
     with pytest.raises(ValueError, match="unknown config key"):
@@ -94,3 +102,39 @@ def test_import_package_registers_cnn():
     code = "import bus_classify, timm; print(timm.create_model('bus_cnn_small', num_classes=2).num_classes)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "2"
+
+
+@pytest.mark.parametrize("name", timm.list_models("bus_*"))
+def test_registered_models_follow_timm_contract(name):
+    """Every ``bus_*`` model honours timm's interface: forward/backward, reset_classifier,
+    forward_head(pre_logits), and pretrained_cfg names that exist in the state dict."""
+    model = timm.create_model(name, num_classes=3, img_size=64)
+    x = torch.randn(2, 3, 64, 64)
+    out = model(x)
+    assert out.shape == (2, 3)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    keys = model.state_dict().keys()
+    cfg = model.pretrained_cfg
+    for field in ("first_conv", "classifier"):
+        assert any(k.startswith(cfg[field] + ".") for k in keys), (field, cfg[field])
+    assert model.get_classifier() is dict(model.named_modules())[cfg["classifier"]]
+    feats = model.forward_features(x)
+    assert model.forward_head(feats, pre_logits=True).shape == (2, model.num_features)
+    model.reset_classifier(0)
+    assert model(x).shape == (2, model.num_features)
+    model.reset_classifier(5)
+    assert model(x).shape == (2, 5) and model.num_classes == 5
+
+
+def test_checkpoint_save_load_pair(tmp_path):
+    from bus_classify.engine.checkpoint import load_classifier, save_classifier
+
+    net = create_model("bus_cnn_small", 2, img_size=64).eval()
+    hp = {"model": "bus_cnn_small", "num_classes": 2, "img_size": 64, "class_names": ["a", "b"]}
+    save_classifier(net, hp, tmp_path / "c.ckpt")
+    back, hp2 = load_classifier(tmp_path / "c.ckpt", expected_classes=2)
+    x = torch.randn(2, 3, 64, 64)
+    assert torch.equal(net(x), back(x)) and hp2["class_names"] == ["a", "b"]
+    with pytest.raises(BusClassifyError, match="c.ckpt: checkpoint has 2 classes"):
+        load_classifier(tmp_path / "c.ckpt", expected_classes=3)

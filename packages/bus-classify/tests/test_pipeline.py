@@ -8,15 +8,21 @@ import json
 import pytest
 import torch
 
-from bus_classify.configs import load_config
 from bus_classify.engine.checkpoint import load_classifier
+from bus_classify.engine.config import load_config
 from bus_classify.engine.train import train
 from bus_classify.eval.evaluate import evaluate
 from bus_classify.eval.gradcam import gradcam_overlays
 from bus_classify.eval.predict import predict_folder
 
-FAST = {"img_size": 32, "epochs": 2, "batch_size": 8, "num_workers": 0, "cache_images": True,
-        "patience": 10}
+FAST = {
+    "img_size": 32,
+    "epochs": 2,
+    "batch_size": 8,
+    "num_workers": 0,
+    "cache_images": True,
+    "patience": 10,
+}
 
 
 @pytest.fixture(scope="module")
@@ -68,18 +74,26 @@ def test_eval_predict_gradcam(trained, split_csv, busi_dir, tmp_path):
     _, best, _ = trained
     m = evaluate(best, split_csv, tmp_path / "eval", target_sensitivity=0.9, tta=True)
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert set(["accuracy", "f1_macro", "roc_auc", "pr_auc", "ece", "ece_calibrated",
-                "threshold"]) <= set(saved)
+    assert set(
+        ["accuracy", "f1_macro", "roc_auc", "pr_auc", "ece", "ece_calibrated", "threshold"]
+    ) <= set(saved)
     assert 0.0 <= m["accuracy"] <= 1.0 and m["details"]["temperature"] > 0
     assert m["details"]["nll_val_calibrated"] <= m["details"]["nll_val"] + 1e-9
     for f in ("confusion_matrix.png", "reliability.png", "summary.md", "calibration.json"):
         assert (tmp_path / "eval" / f).exists()
-    rows = predict_folder(best, busi_dir / "normal", tmp_path / "preds.csv",
-                          calibration=tmp_path / "eval" / "calibration.json")
+    rows = predict_folder(
+        best,
+        busi_dir / "normal",
+        tmp_path / "preds.csv",
+        calibration=tmp_path / "eval" / "calibration.json",
+    )
     with open(tmp_path / "preds.csv") as f:
         back = list(csv.DictReader(f))
-    assert len(back) == len(rows) == len([p for p in (busi_dir / "normal").glob("*.png")
-                                          if "_mask" not in p.name])
+    assert (
+        len(back)
+        == len(rows)
+        == len([p for p in (busi_dir / "normal").glob("*.png") if "_mask" not in p.name])
+    )
     assert set(back[0]) == {"file", "prob_lump", "prob_lump_calibrated", "label"}
     assert all(r["label"] in ("lump", "no_lump") for r in back)
     paths = gradcam_overlays(best, [back[0]["file"]], tmp_path / "cam")
@@ -90,9 +104,12 @@ def test_gradcam_swin_maps():
     from bus_classify.eval.gradcam import gradcam_maps
     from bus_classify.models import create_model
 
-    swin = create_model("swin_tiny_patch4_window7_224", 2, img_size=32,
-                        model_kwargs={"window_size": 4, "embed_dim": 16, "depths": (1, 1),
-                                      "num_heads": (1, 2)}).eval()
+    swin = create_model(
+        "swin_tiny_patch4_window7_224",
+        2,
+        img_size=32,
+        model_kwargs={"window_size": 4, "embed_dim": 16, "depths": (1, 1), "num_heads": (1, 2)},
+    ).eval()
     maps = gradcam_maps(swin, torch.randn(2, 3, 32, 32), 1)
     assert maps.shape == (2, 32, 32) and maps.min() >= 0 and maps.max() <= 1.0 + 1e-6
 

@@ -8,8 +8,9 @@ from collections import Counter
 import numpy as np
 from PIL import Image
 
+from bus_classify.data.io import write_csv
 from bus_classify.data.sources import discover
-from bus_classify.data.split import duplicate_groups, make_split, phash, read_csv, write_csv
+from bus_classify.data.split import duplicate_groups, make_split, phash, read_csv
 
 
 def test_phash_near_duplicates_close_and_distinct_far(busi_dir):
@@ -51,7 +52,7 @@ def test_split_deterministic_stratified_no_leak(busi_dir, tmp_path):
         c = Counter(r["split"] for r in rows1 if r["source_class"] == cls)
         n = sum(c.values())
         assert abs(c["train"] - 0.6 * n) <= 2 and abs(c["test"] - 0.2 * n) <= 2
-    out = write_csv(rows1, tmp_path / "s.csv")
+    out = write_csv(tmp_path / "s.csv", rows1)
     back = read_csv(out)
     assert [r["path"] for r in back] == [r["path"] for r in rows1]
     assert back[0]["label"] in (0, 1)
@@ -76,5 +77,7 @@ def test_split_skips_unreadable_and_reports_leaks(busi_dir, tmp_path):
     shutil.copy(src[1], s / "test" / "lump" / "c.png")
     rows, rep = make_split(discover(s))
     assert {r["split"] for r in rows} == {"train", "test"}
-    assert any(any(p.endswith("a.png") for p in g) and any(p.endswith("b.png") for p in g)
-               for g in rep.leaks)
+    assert any(
+        any(p.endswith("a.png") for p in g) and any(p.endswith("b.png") for p in g)
+        for g in rep.leaks
+    )

@@ -11,18 +11,21 @@ from bus_classify.eval.zeroshot import clip_probs, load_prompts, parse_label, ze
 from bus_classify.models.tiny_vlm import build_tiny_clip, build_tiny_llava
 
 
-@pytest.mark.parametrize("answer,label", [
-    ("Label: lump. Reason: a hypoechoic mass is visible.", 1),
-    ("Label: no lump\nReason: homogeneous tissue, no lump seen.", 0),
-    ("label = No_Lump; reason: normal parenchyma", 0),
-    ("There is no mass in this image. It looks normal.", 0),
-    ("A spiculated malignant lesion is present.", 1),
-    ("The breast tissue appears normal.", 0),
-    ("lump or no lump", None),
-    ("", None),
-    ("I cannot tell from this image", None),
-    ("mass the photo photo", 1),
-])
+@pytest.mark.parametrize(
+    "answer,label",
+    [
+        ("Label: lump. Reason: a hypoechoic mass is visible.", 1),
+        ("Label: no lump\nReason: homogeneous tissue, no lump seen.", 0),
+        ("label = No_Lump; reason: normal parenchyma", 0),
+        ("There is no mass in this image. It looks normal.", 0),
+        ("A spiculated malignant lesion is present.", 1),
+        ("The breast tissue appears normal.", 0),
+        ("lump or no lump", None),
+        ("", None),
+        ("I cannot tell from this image", None),
+        ("mass the photo photo", 1),
+    ],
+)
 def test_parse_label(answer, label):
     assert parse_label(answer) == label
 

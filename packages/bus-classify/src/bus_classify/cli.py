@@ -8,127 +8,173 @@ import logging
 import sys
 from pathlib import Path
 
-log = logging.getLogger("bus_classify")
-
 
 def _setup_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(show_path=False, show_time=False)], force=True)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(show_path=False, show_time=False)],
+        force=True,
+    )
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).propagate = False
 
 
-def cmd_synth(a) -> int:
+def cmd_synth(args) -> int:
     from bus_classify.data.synth import write_synthetic
 
-    counts = write_synthetic(a.out, n=a.n, size=a.size, seed=a.seed)
-    print(json.dumps(counts))
+    print(json.dumps(write_synthetic(args.out, n=args.n, size=args.size, seed=args.seed)))
     return 0
 
 
-def cmd_split(a) -> int:
-    from bus_classify.data.sources import discover
-    from bus_classify.data.split import make_split, write_csv
+def cmd_split(args) -> int:
+    from bus_classify.data.split import split_folder
 
-    rows, report = make_split(discover(a.data, a.task), seed=a.seed,
-                              max_distance=a.hash_distance, strict=a.strict)
-    write_csv(rows, a.out)
-    print(report.summary())
-    for g in report.duplicate_groups[: a.show_groups]:
-        print("  duplicate group: " + " | ".join(Path(p).name for p in g))
-    print(f"wrote {a.out} ({len(rows)} images)")
+    rows, report = split_folder(
+        args.data,
+        args.out,
+        task=args.task,
+        seed=args.seed,
+        max_distance=args.hash_distance,
+        strict=args.strict,
+    )
+    print(report.summary(show_groups=args.show_groups))
+    print(f"wrote {args.out} ({len(rows)} images)")
     return 0
 
 
-def cmd_train(a) -> int:
-    from bus_classify.configs import load_config
+def cmd_train(args) -> int:
+    from bus_classify.engine.config import load_config
     from bus_classify.engine.train import train
 
-    overrides = list(a.set or [])
-    for key in ("loss", "sampler", "epochs", "batch_size", "lr", "img_size", "seed", "weights",
-                "model", "num_workers"):
-        v = getattr(a, key)
-        if v is not None:
-            overrides.append(f"{key}={v}")
-    if a.parula:
-        overrides.append("parula=true")
-    if a.task:
-        overrides.append(f"task={a.task}")
-    cfg = load_config(a.config, overrides)
-    best = train(cfg, a.split, a.out, device=a.device, devices=a.devices, resume=a.resume,
-                 progress=not a.no_progress)
+    overrides = {k: getattr(args, k) for k in TRAIN_CONFIG_FLAGS if getattr(args, k) is not None}
+    cfg = load_config(args.config, {**_set_pairs(args.set), **overrides})
+    best = train(
+        cfg,
+        args.split,
+        args.out,
+        device=args.device,
+        devices=args.devices,
+        resume=args.resume,
+        progress=not args.no_progress,
+    )
     print(f"best checkpoint: {best}")
     return 0
 
 
-def cmd_eval(a) -> int:
+def _set_pairs(items: list[str] | None) -> dict:
+    import yaml
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def cmd_eval(args) -> int:
     from bus_classify.eval.evaluate import evaluate
 
-    m = evaluate(a.checkpoint, a.split, a.out, a.target_sensitivity, a.tta, a.device)
+    m = evaluate(
+        args.checkpoint, args.split, args.out, args.target_sensitivity, args.tta, args.device
+    )
     print(json.dumps({k: m[k] for k in m if k != "details"}, indent=2))
-    print(f"wrote {Path(a.out) / 'metrics.json'}, plots and summary.md")
+    print(f"wrote {Path(args.out) / 'metrics.json'}, plots and summary.md")
     return 0
 
 
-def cmd_predict(a) -> int:
+def cmd_predict(args) -> int:
     from bus_classify.eval.predict import predict_folder
 
-    rows = predict_folder(a.checkpoint, a.images, a.out, a.calibration, a.tta, a.device)
+    rows = predict_folder(
+        args.checkpoint, args.images, args.out, args.calibration, args.tta, args.device
+    )
     for r in rows[:10]:
-        print(f"{Path(r['file']).name:32s} p={r['prob_lump']} p_cal={r['prob_lump_calibrated']} "
-              f"{r['label']}")
-    print(f"wrote {a.out} ({len(rows)} images)")
+        print(
+            f"{Path(r['file']).name:32s} p={r['prob_lump']} p_cal={r['prob_lump_calibrated']} "
+            f"{r['label']}"
+        )
+    print(f"wrote {args.out} ({len(rows)} images)")
     return 0
 
 
-def cmd_gradcam(a) -> int:
-    from bus_classify.data.split import read_csv
-    from bus_classify.eval.gradcam import gradcam_overlays
+def cmd_gradcam(args) -> int:
+    from bus_classify.eval.gradcam import gradcam_from_refs_or_split
 
-    refs = list(a.images or [])
-    if a.split:
-        rows = [r for r in read_csv(a.split) if r["split"] == "test"]
-        refs += [r["path"] for r in rows[:: max(1, len(rows) // a.n)][: a.n]]
-    if not refs:
-        raise SystemExit("gradcam: give --images FILE... or --split CSV")
-    for p in gradcam_overlays(a.checkpoint, refs, a.out, a.target):
+    for p in gradcam_from_refs_or_split(
+        args.checkpoint, args.out, args.images, args.split, args.n, args.target
+    ):
         print(p)
     return 0
 
 
-def cmd_zero_shot(a) -> int:
+def cmd_zero_shot(args) -> int:
     from bus_classify.eval.zeroshot import zero_shot
 
-    m = zero_shot(a.model_path, a.data, a.out, a.kind, a.prompts, a.split, a.device,
-                  a.max_new_tokens, a.limit)
+    m = zero_shot(
+        args.model_path,
+        args.data,
+        args.out,
+        args.kind,
+        args.prompts,
+        args.split,
+        args.device,
+        args.max_new_tokens,
+        args.limit,
+    )
     d = m.get("details", {})
-    print(json.dumps({**{k: m[k] for k in m if k != "details"},
-                      **{k: d[k] for k in ("unparsed", "coverage") if k in d}}, indent=2))
+    print(
+        json.dumps(
+            {
+                **{k: m[k] for k in m if k != "details"},
+                **{k: d[k] for k in ("unparsed", "coverage") if k in d},
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
-def cmd_tiny_vlm(a) -> int:
-    from bus_classify.models.tiny_vlm import build_tiny_clip, build_tiny_llava
+def cmd_tiny_vlm(args) -> int:
+    from bus_classify.models.tiny_vlm import build_tiny_vlms
 
-    out = Path(a.out)
-    print(build_tiny_clip(out / "tiny-clip"))
-    print(build_tiny_llava(out / "tiny-llava"))
+    for p in build_tiny_vlms(args.out):
+        print(p)
     return 0
 
 
-def cmd_demo(a) -> int:
-    from bus_classify.demo import run_demo
+def cmd_demo(args) -> int:
+    from bus_classify.engine.demo import run_demo
 
-    summary = run_demo(a.out, n=a.n, seed=a.seed, epochs=a.epochs, threads=a.threads)
+    summary = run_demo(args.out, n=args.n, seed=args.seed, epochs=args.epochs, threads=args.threads)
     print(json.dumps(summary, indent=2))
     return 0
 
 
+# `train` flags that set the run-config key of the same name (dest = key).
+TRAIN_CONFIG_FLAGS = (
+    "model",
+    "weights",
+    "loss",
+    "sampler",
+    "parula",
+    "task",
+    "epochs",
+    "batch_size",
+    "lr",
+    "img_size",
+    "seed",
+    "num_workers",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bus-classify", description=__doc__)
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the traceback on errors")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="write synthetic BUSI-layout ultrasound images")
@@ -143,8 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="split CSV to write")
     s.add_argument("--task", default="binary", choices=["binary", "3class"])
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--hash-distance", type=int, default=6,
-                   help="max perceptual-hash Hamming distance for near-duplicates (of 64 bits)")
+    s.add_argument(
+        "--hash-distance",
+        type=int,
+        default=6,
+        help="max perceptual-hash Hamming distance for near-duplicates (of 64 bits)",
+    )
     s.add_argument("--strict", action="store_true", help="fail on unreadable images")
     s.add_argument("--show-groups", type=int, default=5)
     s.set_defaults(func=cmd_split)
@@ -157,12 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", help="local pretrained weight file")
     s.add_argument("--loss", choices=["ce", "weighted_ce", "focal"])
     s.add_argument("--sampler", choices=["none", "balanced"])
-    s.add_argument("--parula", action="store_true", help="PARULA pseudocolour inputs")
+    s.add_argument("--parula", action="store_true", default=None, help="PARULA pseudocolour inputs")
     s.add_argument("--task", choices=["binary", "3class"])
-    for k, t in (("epochs", int), ("batch-size", int), ("lr", float), ("img-size", int),
-                 ("seed", int), ("num-workers", int)):
+    for k, t in (
+        ("epochs", int),
+        ("batch-size", int),
+        ("lr", float),
+        ("img-size", int),
+        ("seed", int),
+        ("num-workers", int),
+    ):
         s.add_argument(f"--{k}", type=t, dest=k.replace("-", "_"))
-    s.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="other config overrides")
+    s.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="other config keys (flags win)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--devices", default="auto", help="number of devices (DDP when > 1)")
     s.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
@@ -212,7 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_tiny_vlm)
 
-    s = sub.add_parser("demo", help="synth -> split -> train CNN + Swin -> eval -> Grad-CAM -> zero-shot")
+    s = sub.add_parser(
+        "demo", help="synth -> split -> train CNN + Swin -> eval -> Grad-CAM -> zero-shot"
+    )
     s.add_argument("--out", required=True)
     s.add_argument("--n", type=int, default=300)
     s.add_argument("--epochs", type=int, default=None)
@@ -223,15 +281,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point."""
-    args = build_parser().parse_args(argv)
+    """Console entry point: bad input exits with status 2 and one line naming the file."""
+    from bus_classify.data.io import BusClassifyError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
-        log.error("%s", e)
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except (BusClassifyError, OSError, ValueError, KeyError, EOFError) as exc:
+        if args.verbose:
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        parser.exit(2, f"{parser.prog}: error: {message}\n")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bus_classify.data.io import ImageReadError, is_image_file, load_image
+from bus_classify.data.io import BusClassifyError, ImageReadError, is_image_file, load_image
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,15 @@ BINARY_CLASSES = ["no_lump", "lump"]
 THREE_CLASSES = ["benign", "malignant", "normal"]
 _NEG = {"normal", "no_lump", "nolump", "no-lump", "no lump", "clear", "negative", "healthy"}
 _POS = {"lump", "benign", "malignant", "positive", "tumor", "tumour"}
-SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
-                 "validation": "val", "test": "test", "testing": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
 HF_SEP = "::"
 
 
@@ -47,7 +54,7 @@ def class_names(task: str) -> list[str]:
         return list(BINARY_CLASSES)
     if task == "3class":
         return list(THREE_CLASSES)
-    raise ValueError(f"unknown task {task!r}; use 'binary' or '3class'")
+    raise BusClassifyError(f"unknown task {task!r}; use 'binary' or '3class'")
 
 
 def class_index(name: str, task: str, where: str = "") -> int:
@@ -56,14 +63,17 @@ def class_index(name: str, task: str, where: str = "") -> int:
     if task == "3class":
         if key in THREE_CLASSES:
             return THREE_CLASSES.index(key)
-        raise ValueError(f"{where}: class {name!r} is not one of {THREE_CLASSES} (3-class task "
-                         "needs the BUSI benign/malignant/normal labels)")
+        raise BusClassifyError(
+            f"{where}: class {name!r} is not one of {THREE_CLASSES} (3-class task "
+            "needs the BUSI benign/malignant/normal labels)"
+        )
     if key in _NEG or key.replace("_", " ") in _NEG:
         return 0
     if key in _POS:
         return 1
-    raise ValueError(f"{where}: unknown class {name!r}; expected one of "
-                     f"{sorted(_NEG | _POS)}")
+    raise BusClassifyError(
+        f"{where}: unknown class {name!r}; expected one of {sorted(_NEG | _POS)}"
+    )
 
 
 def is_mask(path: Path) -> bool:
@@ -81,7 +91,7 @@ def detect_layout(root: Path) -> str:
     """Return ``hf``, ``split`` or ``busi`` for a data folder."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: data folder does not exist")
+        raise BusClassifyError(f"{root}: data folder does not exist")
     names = {p.name.lower() for p in root.iterdir()}
     if names & {"dataset_info.json", "state.json", "dataset_dict.json"} or any(
         p.suffix in (".parquet", ".arrow") for p in root.rglob("*") if p.is_file()
@@ -96,13 +106,15 @@ def _folder_samples(root: Path, task: str, split: str | None, stats: dict) -> li
     out: list[Sample] = []
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
-        raise ValueError(f"{root}: no class folders found (expected e.g. benign/ malignant/ normal/)")
+        raise BusClassifyError(
+            f"{root}: no class folders found (expected e.g. benign/ malignant/ normal/)"
+        )
     for cdir in class_dirs:
         label = class_index(cdir.name, task, where=str(cdir))
         files, n_masks = _images_in(cdir)
         stats["masks_excluded"] += n_masks
         if not files:
-            raise ValueError(f"{cdir}: class folder is empty (no images besides masks)")
+            raise BusClassifyError(f"{cdir}: class folder is empty (no images besides masks)")
         out += [Sample(str(p), label, cdir.name.lower(), split) for p in files]
     return out
 
@@ -124,8 +136,13 @@ def discover(root: str | Path, task: str = "binary") -> list[Sample]:
             samples += _folder_samples(sdir, task, split, stats)
     else:
         samples = _folder_samples(root, task, None, stats)
-    log.info("%s: %d images (%s layout), %d mask files excluded", root, len(samples), layout,
-             stats["masks_excluded"])
+    log.info(
+        "%s: %d images (%s layout), %d mask files excluded",
+        root,
+        len(samples),
+        layout,
+        stats["masks_excluded"],
+    )
     return samples
 
 
@@ -135,14 +152,16 @@ def _load_hf(root: str):
     import datasets
 
     path = Path(root)
-    if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists() or (
-        path / "state.json"
-    ).exists():
+    if (
+        (path / "dataset_dict.json").exists()
+        or (path / "dataset_info.json").exists()
+        or (path / "state.json").exists()
+    ):
         ds = datasets.load_from_disk(root)
     else:
         files = sorted(str(p) for p in path.rglob("*.parquet"))
         if not files:
-            raise ValueError(f"{root}: no parquet files or save_to_disk export found")
+            raise BusClassifyError(f"{root}: no parquet files or save_to_disk export found")
         split_files: dict[str, list[str]] = {}
         for f in files:
             name = Path(f).stem.split("-")[0].lower()
@@ -157,8 +176,10 @@ def _column(ds, candidates: tuple[str, ...], root: Path, what: str) -> str:
     for c in candidates:
         if c in ds.column_names:
             return c
-    raise ValueError(f"{root}: Hugging Face export has no {what} column (looked for "
-                     f"{list(candidates)}; columns are {ds.column_names})")
+    raise BusClassifyError(
+        f"{root}: Hugging Face export has no {what} column (looked for "
+        f"{list(candidates)}; columns are {ds.column_names})"
+    )
 
 
 def _hf_samples(root: Path, task: str) -> list[Sample]:
@@ -172,11 +193,17 @@ def _hf_samples(root: Path, task: str) -> list[Sample]:
         for i, value in enumerate(ds[lcol]):
             where = f"{root} [{split_name} row {i}]"
             if value is None:
-                raise ValueError(f"{where}: label is missing")
+                raise BusClassifyError(f"{where}: label is missing")
             cname = names[value] if names is not None else str(value)
             label = class_index(cname, task, where=where)
-            out.append(Sample(HF_SEP.join([str(root), split_name, str(i)]), label, cname.lower(),
-                              SPLIT_ALIASES.get(split_name.lower())))
+            out.append(
+                Sample(
+                    HF_SEP.join([str(root), split_name, str(i)]),
+                    label,
+                    cname.lower(),
+                    SPLIT_ALIASES.get(split_name.lower()),
+                )
+            )
     return out
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +12,7 @@ import numpy as np
 from PIL import Image
 from scipy.fft import dctn
 
-from bus_classify.data.io import ImageReadError
+from bus_classify.data.io import BusClassifyError, ImageReadError, write_csv
 from bus_classify.data.sources import Sample, read_sample
 
 log = logging.getLogger(__name__)
@@ -46,7 +44,7 @@ def duplicate_groups(hashes: np.ndarray, max_distance: int = 6) -> np.ndarray:
 
     h = hashes.astype(np.uint8)
     for i in range(n - 1):
-        dist = (h[i + 1:] != h[i]).sum(axis=1)
+        dist = (h[i + 1 :] != h[i]).sum(axis=1)
         for j in np.nonzero(dist <= max_distance)[0] + i + 1:
             a, b = find(i), find(int(j))
             if a != b:
@@ -65,15 +63,23 @@ class SplitReport:
     skipped: list[str] = field(default_factory=list)
     leaks: list[list[str]] = field(default_factory=list)
 
-    def summary(self) -> str:
-        lines = [f"{s}: " + ", ".join(f"{k}={v}" for k, v in sorted(c.items()))
-                 for s, c in self.counts.items()]
+    def summary(self, show_groups: int = 0) -> str:
+        lines = [
+            f"{s}: " + ", ".join(f"{k}={v}" for k, v in sorted(c.items()))
+            for s, c in self.counts.items()
+        ]
         n_dup = sum(len(g) for g in self.duplicate_groups)
-        lines.append(f"near-duplicate groups: {len(self.duplicate_groups)} "
-                     f"({n_dup} images), each kept inside one split")
+        lines.append(
+            f"near-duplicate groups: {len(self.duplicate_groups)} "
+            f"({n_dup} images), each kept inside one split"
+        )
         if self.leaks:
             lines.append(f"WARNING: {len(self.leaks)} duplicate groups span the given splits")
         lines.append(f"skipped unreadable images: {len(self.skipped)}")
+        lines += [
+            "  duplicate group: " + " | ".join(Path(p).name for p in g)
+            for g in self.duplicate_groups[:show_groups]
+        ]
         return "\n".join(lines)
 
 
@@ -99,8 +105,13 @@ def _assign(groups: dict[int, list[int]], labels: list, fractions, seed: int) ->
     return out
 
 
-def make_split(samples: list[Sample], fractions=(0.6, 0.2, 0.2), seed: int = 0,
-               max_distance: int = 6, strict: bool = False) -> tuple[list[dict], SplitReport]:
+def make_split(
+    samples: list[Sample],
+    fractions=(0.6, 0.2, 0.2),
+    seed: int = 0,
+    max_distance: int = 6,
+    strict: bool = False,
+) -> tuple[list[dict], SplitReport]:
     """Hash every image, group near-duplicates and split groups 60/20/20 per class.
 
     Samples that already carry a split (split-folder layout) keep it; duplicate groups that span
@@ -119,7 +130,7 @@ def make_split(samples: list[Sample], fractions=(0.6, 0.2, 0.2), seed: int = 0,
             log.warning("skipping %s", e)
             report.skipped.append(str(e))
     if not kept:
-        raise ValueError("no readable images to split")
+        raise BusClassifyError("no readable images to split")
     group = duplicate_groups(np.stack(hashes), max_distance)
     groups: dict[int, list[int]] = {}
     for i, g in enumerate(group):
@@ -132,9 +143,16 @@ def make_split(samples: list[Sample], fractions=(0.6, 0.2, 0.2), seed: int = 0,
         split_of = [assign[int(g)] for g in group]
     rows = []
     for i, s in enumerate(kept):
-        rows.append({"path": s.ref, "label": s.label, "source_class": s.source_class,
-                     "split": split_of[i], "dup_group": int(group[i]),
-                     "group_size": len(groups[int(group[i])])})
+        rows.append(
+            {
+                "path": s.ref,
+                "label": s.label,
+                "source_class": s.source_class,
+                "split": split_of[i],
+                "dup_group": int(group[i]),
+                "group_size": len(groups[int(group[i])]),
+            }
+        )
     for members in groups.values():
         if len(members) > 1:
             refs = [kept[m].ref for m in members]
@@ -146,30 +164,34 @@ def make_split(samples: list[Sample], fractions=(0.6, 0.2, 0.2), seed: int = 0,
     return rows, report
 
 
-def write_csv(rows: list[dict], out: str | Path) -> Path:
-    """Write split rows atomically (temp file, then rename)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-        w.writeheader()
-        w.writerows(rows)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
-    return out
+def split_folder(
+    data: str | Path,
+    out: str | Path,
+    task: str = "binary",
+    seed: int = 0,
+    max_distance: int = 6,
+    strict: bool = False,
+) -> tuple[list[dict], SplitReport]:
+    """Discover ``data``, split it with :func:`make_split` and write the split CSV to ``out``."""
+    from bus_classify.data.sources import discover
+
+    rows, report = make_split(
+        discover(data, task), seed=seed, max_distance=max_distance, strict=strict
+    )
+    write_csv(out, rows)
+    return rows, report
 
 
 def read_csv(path: str | Path) -> list[dict]:
-    """Read a split CSV written by :func:`write_csv`."""
+    """Read a split CSV written by ``bus-classify split``."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: split CSV not found (run `bus-classify split` first)")
+        raise BusClassifyError(f"{path}: split CSV not found (run `bus-classify split` first)")
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     need = {"path", "label", "split"}
     if not rows or not need <= set(rows[0]):
-        raise ValueError(f"{path}: not a split CSV (needs columns {sorted(need)})")
+        raise BusClassifyError(f"{path}: not a split CSV (needs columns {sorted(need)})")
     for r in rows:
         r["label"] = int(r["label"])
     return rows

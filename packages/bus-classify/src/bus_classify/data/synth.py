@@ -35,11 +35,12 @@ def _lesion_mask(rng: np.random.Generator, size: int, malignant: bool) -> np.nda
     return (dist < radius * r).astype(np.float64)
 
 
-def synth_image(rng: np.random.Generator, size: int = 128, kind: str = "benign"
-                ) -> tuple[np.ndarray, list[np.ndarray]]:
+def synth_image(
+    rng: np.random.Generator, size: int = 128, kind: str = "benign"
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """One uint8 grayscale image and its lesion masks (empty list for ``normal``)."""
     y = np.linspace(0.0, 1.0, size)[:, None]
-    layers = 0.35 + 0.45 * np.exp(-((y - 0.06) / 0.03) ** 2)  # bright skin line
+    layers = 0.35 + 0.45 * np.exp(-(((y - 0.06) / 0.03) ** 2))  # bright skin line
     layers = layers + 0.07 * np.sin(2 * np.pi * (y * rng.uniform(2, 4) + rng.uniform(0, 1)))
     texture = gaussian_filter(rng.normal(size=(size, size)), sigma=size / 16)
     texture /= texture.std() + 1e-8
@@ -77,8 +78,9 @@ def _save(img: np.ndarray, path: Path, mode: str) -> None:
         Image.fromarray(img, "L").save(path)
 
 
-def write_synthetic(out: str | Path, n: int = 300, size: int = 128, seed: int = 0,
-                    n_duplicates: int | None = None) -> dict[str, int]:
+def write_synthetic(
+    out: str | Path, n: int = 300, size: int = 128, seed: int = 0, n_duplicates: int | None = None
+) -> dict[str, int]:
     """Write ``n`` images (BUSI class mix) plus masks and duplicates under ``out``.
 
     Returns counts: images per class, ``masks``, ``duplicates``.
@@ -99,7 +101,9 @@ def write_synthetic(out: str | Path, n: int = 300, size: int = 128, seed: int = 
             written.append(path)
             for j, m in enumerate(masks or [np.zeros((size, size))]):
                 suffix = "_mask" if j == 0 else f"_mask_{j}"
-                Image.fromarray((m * 255).astype(np.uint8), "L").save(folder / f"{kind} ({i}){suffix}.png")
+                Image.fromarray((m * 255).astype(np.uint8), "L").save(
+                    folder / f"{kind} ({i}){suffix}.png"
+                )
                 counts["masks"] += 1
         counts[kind] = k
     n_dup = max(2, n // 50) if n_duplicates is None else n_duplicates

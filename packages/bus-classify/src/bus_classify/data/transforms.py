@@ -39,8 +39,13 @@ class RandomGaussianBlur:
         return img.filter(ImageFilter.GaussianBlur(lo + float(torch.rand(())) * (hi - lo)))
 
 
-def build_transform(img_size: int = 224, train: bool = False, parula: bool = False,
-                    mean=IMAGENET_MEAN, std=IMAGENET_STD) -> v2.Compose:
+def build_transform(
+    img_size: int = 224,
+    train: bool = False,
+    parula: bool = False,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+) -> v2.Compose:
     """PIL RGB -> normalised float tensor ``(3, img_size, img_size)``."""
     # Geometry and blur run on PIL images (much faster than tensor kernels on small CPUs).
     ops: list = [Parula()] if parula else []

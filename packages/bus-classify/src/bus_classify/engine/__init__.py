@@ -1,1 +1,2 @@
-"""Lightning training: module, data module, losses, checkpoints."""
+"""Training seam: run configs (`config`), the LightningModule and DataModule, losses,
+`train()`, the checkpoint save/load pair, in-memory batch inference (`infer`) and the demo."""

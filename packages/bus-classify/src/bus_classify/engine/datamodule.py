@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from bus_classify.data.dataset import BusDataset
+from bus_classify.data.io import BusClassifyError
 from bus_classify.data.split import read_csv, relabel
 from bus_classify.data.transforms import build_transform
 
@@ -24,20 +25,39 @@ def balanced_sampler(labels: list[int], seed: int = 0) -> WeightedRandomSampler:
 class BusDataModule(L.LightningDataModule):
     """Train/val/test loaders from ``split.csv`` rows (paths + labels + split)."""
 
-    def __init__(self, split_csv: str, img_size: int = 224, batch_size: int = 32,
-                 parula: bool = False, augment: bool = True, sampler: str = "none", num_workers: int = 2,
-                 cache_images: bool = False, seed: int = 0, task: str = "binary") -> None:
+    def __init__(
+        self,
+        *,
+        split_csv: str,
+        img_size: int = 224,
+        batch_size: int = 32,
+        parula: bool = False,
+        augment: bool = True,
+        sampler: str = "none",
+        num_workers: int = 2,
+        cache_images: bool = False,
+        seed: int = 0,
+        task: str = "binary",
+    ) -> None:
         super().__init__()
         self.rows = relabel(read_csv(split_csv), task, str(split_csv))
         self.split_csv = split_csv
         self.img_size, self.batch_size, self.parula = img_size, batch_size, parula
-        self.sampler, self.num_workers, self.cache, self.seed = sampler, num_workers, cache_images, seed
+        self.sampler, self.num_workers, self.cache, self.seed = (
+            sampler,
+            num_workers,
+            cache_images,
+            seed,
+        )
         for s in ("train", "val"):
             if not any(r["split"] == s for r in self.rows):
-                raise ValueError(f"{split_csv}: no rows in the {s!r} split")
+                raise BusClassifyError(f"{split_csv}: no rows in the {s!r} split")
         self.datasets = {
-            s: BusDataset([r for r in self.rows if r["split"] == s],
-                          build_transform(img_size, train=augment and s == "train", parula=parula), cache_images)
+            s: BusDataset(
+                [r for r in self.rows if r["split"] == s],
+                build_transform(img_size, train=augment and s == "train", parula=parula),
+                cache_images,
+            )
             for s in ("train", "val", "test")
         }
 
@@ -46,16 +66,22 @@ class BusDataModule(L.LightningDataModule):
         return self.datasets["train"].labels
 
     def _loader(self, split: str, shuffle: bool, sampler=None) -> DataLoader:
-        return DataLoader(self.datasets[split], batch_size=self.batch_size,
-                          shuffle=shuffle and sampler is None, sampler=sampler,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          pin_memory=torch.cuda.is_available(), drop_last=False)
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            drop_last=False,
+        )
 
     def train_dataloader(self) -> DataLoader:
         if self.sampler == "balanced":
             return self._loader("train", True, balanced_sampler(self.train_labels, self.seed))
         if self.sampler != "none":
-            raise ValueError(f"unknown sampler {self.sampler!r}; use none or balanced")
+            raise BusClassifyError(f"unknown sampler {self.sampler!r}; use none or balanced")
         return self._loader("train", True)
 
     def val_dataloader(self) -> DataLoader:

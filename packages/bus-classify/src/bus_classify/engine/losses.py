@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bus_classify.data.io import BusClassifyError
+
 
 def inverse_frequency_weights(labels: list[int], num_classes: int) -> list[float]:
     """``n / (k * count_c)`` per class (1.0 for a class absent from ``labels``)."""
@@ -41,8 +43,8 @@ def build_loss(kind: str, class_weights: list[float] | None, gamma: float = 2.0)
         return nn.CrossEntropyLoss()
     if kind == "weighted_ce":
         if w is None:
-            raise ValueError("weighted_ce needs class weights")
+            raise BusClassifyError("weighted_ce needs class weights")
         return nn.CrossEntropyLoss(weight=w)
     if kind == "focal":
         return FocalLoss(gamma, w)
-    raise ValueError(f"unknown loss {kind!r}; use ce, weighted_ce or focal")
+    raise BusClassifyError(f"unknown loss {kind!r}; use ce, weighted_ce or focal")

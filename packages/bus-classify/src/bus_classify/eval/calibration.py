@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from bus_classify.data.io import BusClassifyError
+
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood of ``softmax(logits / T)``."""
@@ -47,8 +49,9 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def threshold_for_sensitivity(score: np.ndarray, is_positive: np.ndarray,
-                              target: float = 0.95) -> float:
+def threshold_for_sensitivity(
+    score: np.ndarray, is_positive: np.ndarray, target: float = 0.95
+) -> float:
     """Largest threshold ``t`` such that ``mean(score[pos] >= t) >= target``.
 
     The highest threshold keeps specificity as high as possible while meeting the target
@@ -56,7 +59,7 @@ def threshold_for_sensitivity(score: np.ndarray, is_positive: np.ndarray,
     """
     pos = np.sort(np.asarray(score)[np.asarray(is_positive).astype(bool)])
     if len(pos) == 0:
-        raise ValueError("no positive samples to tune the threshold on")
+        raise BusClassifyError("no positive samples to tune the threshold on")
     k = int(np.ceil(target * len(pos)))  # need at least k positives at or above t
     k = min(max(k, 1), len(pos))
     return float(pos[len(pos) - k])

@@ -2,32 +2,38 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from bus_classify.data.dataset import BusDataset
+from bus_classify.data.io import BusClassifyError, write_csv, write_json
 from bus_classify.data.split import read_csv, relabel
 from bus_classify.data.transforms import build_transform
 from bus_classify.engine.checkpoint import load_classifier
+from bus_classify.engine.infer import predict_logits
 from bus_classify.eval.calibration import (
     fit_temperature,
     nll,
     softmax,
     threshold_for_sensitivity,
 )
-from bus_classify.eval.inference import predict_logits
 from bus_classify.eval.metrics import positive_score
-from bus_classify.eval.report import positive_classes, write_json, write_report
+from bus_classify.eval.report import positive_classes, write_report
 
 log = logging.getLogger(__name__)
 
 
-def evaluate(checkpoint: str | Path, split_csv: str | Path, out: str | Path,
-             target_sensitivity: float = 0.95, tta: bool = False, device: str = "cpu",
-             batch_size: int = 64) -> dict:
+def evaluate(
+    checkpoint: str | Path,
+    split_csv: str | Path,
+    out: str | Path,
+    target_sensitivity: float = 0.95,
+    tta: bool = False,
+    device: str = "cpu",
+    batch_size: int = 64,
+) -> dict:
     """Evaluate a checkpoint on the test split with validation-fitted calibration."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -37,38 +43,71 @@ def evaluate(checkpoint: str | Path, split_csv: str | Path, out: str | Path,
     relabel(rows, "3class" if len(names) == 3 else "binary", str(split_csv))
     bad = [r["path"] for r in rows if not 0 <= r["label"] < len(names)]
     if bad:
-        raise ValueError(f"{checkpoint}: checkpoint has {len(names)} classes but {split_csv} has "
-                         f"label outside 0..{len(names) - 1} ({bad[0]})")
+        raise BusClassifyError(
+            f"{checkpoint}: checkpoint has {len(names)} classes but {split_csv} has "
+            f"label outside 0..{len(names) - 1} ({bad[0]})"
+        )
     tf = build_transform(hp["img_size"], train=False, parula=hp.get("parula", False))
     logits, labels = {}, {}
     for s in ("val", "test"):
         part = [r for r in rows if r["split"] == s]
         if not part:
-            raise ValueError(f"{split_csv}: no rows in the {s!r} split")
+            raise BusClassifyError(f"{split_csv}: no rows in the {s!r} split")
         logits[s] = predict_logits(model, BusDataset(part, tf), batch_size, tta, device)
         labels[s] = np.array([r["label"] for r in part])
     temp = fit_temperature(logits["val"], labels["val"])
     pos = positive_classes(names)
     val_cal = softmax(logits["val"], temp)
-    thr = threshold_for_sensitivity(positive_score(val_cal, pos), np.isin(labels["val"], pos),
-                                    target_sensitivity)
+    thr = threshold_for_sensitivity(
+        positive_score(val_cal, pos), np.isin(labels["val"], pos), target_sensitivity
+    )
     probs, probs_cal = softmax(logits["test"]), softmax(logits["test"], temp)
-    extra = {"temperature": round(temp, 4), "tta": tta, "target_sensitivity": target_sensitivity,
-             "nll_val": nll(logits["val"], labels["val"]),
-             "nll_val_calibrated": nll(logits["val"], labels["val"], temp),
-             "nll_test": nll(logits["test"], labels["test"]),
-             "nll_test_calibrated": nll(logits["test"], labels["test"], temp),
-             "checkpoint": str(checkpoint)}
-    metrics = write_report(out, Path(checkpoint).parent.parent.name or "model", labels["test"],
-                           probs, names, probs_cal, thr, extra)
-    write_json({"temperature": temp, "threshold": thr, "class_names": names, "positive": pos,
-                "target_sensitivity": target_sensitivity, "tta": tta},
-               out / "calibration.json")
+    extra = {
+        "temperature": round(temp, 4),
+        "tta": tta,
+        "target_sensitivity": target_sensitivity,
+        "nll_val": nll(logits["val"], labels["val"]),
+        "nll_val_calibrated": nll(logits["val"], labels["val"], temp),
+        "nll_test": nll(logits["test"], labels["test"]),
+        "nll_test_calibrated": nll(logits["test"], labels["test"], temp),
+        "checkpoint": str(checkpoint),
+    }
+    metrics = write_report(
+        out,
+        Path(checkpoint).parent.parent.name or "model",
+        labels["test"],
+        probs,
+        names,
+        probs_cal,
+        thr,
+        extra,
+    )
+    write_json(
+        out / "calibration.json",
+        {
+            "temperature": temp,
+            "threshold": thr,
+            "class_names": names,
+            "positive": pos,
+            "target_sensitivity": target_sensitivity,
+            "tta": tta,
+        },
+    )
     test_rows = [r for r in rows if r["split"] == "test"]
-    with open(out / "test_predictions.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["file", "label", "prob_lump", "prob_lump_calibrated"])
-        for r, p, pc in zip(test_rows, positive_score(probs, pos), positive_score(probs_cal, pos)):
-            w.writerow([r["path"], r["label"], f"{p:.6f}", f"{pc:.6f}"])
+    write_csv(
+        out / "test_predictions.csv",
+        [
+            {
+                "file": r["path"],
+                "label": r["label"],
+                "prob_lump": f"{p:.6f}",
+                "prob_lump_calibrated": f"{pc:.6f}",
+            }
+            for r, p, pc in zip(
+                test_rows, positive_score(probs, pos), positive_score(probs_cal, pos)
+            )
+        ],
+        ["file", "label", "prob_lump", "prob_lump_calibrated"],
+    )
     log.info("T=%.3f threshold=%.3f -> %s", temp, thr, out / "metrics.json")
     return metrics

@@ -40,9 +40,14 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
     return float((b["count"][mask] / len(conf) * gap).sum())
 
 
-def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: list[str],
-                           positive: list[int], pred: np.ndarray | None = None,
-                           n_bins: int = 15) -> dict:
+def classification_metrics(
+    labels: np.ndarray,
+    probs: np.ndarray,
+    class_names: list[str],
+    positive: list[int],
+    pred: np.ndarray | None = None,
+    n_bins: int = 15,
+) -> dict:
     """Accuracy, per-class/macro P/R/F1, confusion matrix, ROC-AUC, PR-AUC, ECE.
 
     ``pred`` defaults to the arg-max; ROC-AUC and PR-AUC are computed on the positive-group
@@ -53,8 +58,9 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: l
     probs = np.asarray(probs, dtype=np.float64)
     k = len(class_names)
     pred = probs.argmax(axis=1) if pred is None else np.asarray(pred).astype(int)
-    p, r, f, s = precision_recall_fscore_support(labels, pred, labels=list(range(k)),
-                                                 zero_division=0)
+    p, r, f, s = precision_recall_fscore_support(
+        labels, pred, labels=list(range(k)), zero_division=0
+    )
     y_pos = np.isin(labels, positive).astype(int)
     score = positive_score(probs, positive)
     two = len(np.unique(y_pos)) == 2
@@ -64,8 +70,15 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, class_names: l
         "precision_macro": float(p.mean()),
         "recall_macro": float(r.mean()),
         "f1_macro": float(f.mean()),
-        "per_class": {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                          "support": int(s[i])} for i, c in enumerate(class_names)},
+        "per_class": {
+            c: {
+                "precision": float(p[i]),
+                "recall": float(r[i]),
+                "f1": float(f[i]),
+                "support": int(s[i]),
+            }
+            for i, c in enumerate(class_names)
+        },
         "confusion_matrix": confusion_matrix(labels, pred, labels=list(range(k))).tolist(),
         "roc_auc": float(roc_auc_score(y_pos, score)) if two else None,
         "pr_auc": float(average_precision_score(y_pos, score)) if two else None,

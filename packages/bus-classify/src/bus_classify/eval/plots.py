@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -12,17 +11,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from bus_classify.data.io import atomic_path
 from bus_classify.eval.metrics import ece_bins
 
 
 def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return Path(path)
 
 
 def plot_confusion(cm, class_names: list[str], path: Path, title: str = "Confusion matrix"):
@@ -30,8 +29,9 @@ def plot_confusion(cm, class_names: list[str], path: Path, title: str = "Confusi
     fig, ax = plt.subplots(figsize=(3.6, 3.2))
     ax.imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, str(v), ha="center", va="center",
-                color="white" if v > cm.max() / 2 else "black")
+        ax.text(
+            j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black"
+        )
     ax.set_xticks(range(len(class_names)), class_names, rotation=30)
     ax.set_yticks(range(len(class_names)), class_names)
     ax.set_xlabel("predicted")
@@ -40,8 +40,14 @@ def plot_confusion(cm, class_names: list[str], path: Path, title: str = "Confusi
     return _save(fig, path)
 
 
-def plot_roc_pr(y_pos: np.ndarray, score: np.ndarray, roc_path: Path, pr_path: Path,
-                roc_auc: float | None, pr_auc: float | None) -> tuple[Path, Path]:
+def plot_roc_pr(
+    y_pos: np.ndarray,
+    score: np.ndarray,
+    roc_path: Path,
+    pr_path: Path,
+    roc_auc: float | None,
+    pr_auc: float | None,
+) -> tuple[Path, Path]:
     fpr, tpr, _ = roc_curve(y_pos, score)
     fig, ax = plt.subplots(figsize=(3.6, 3.4))
     ax.plot(fpr, tpr, label=f"AUC {roc_auc:.3f}" if roc_auc is not None else None)
@@ -62,8 +68,9 @@ def plot_roc_pr(y_pos: np.ndarray, score: np.ndarray, roc_path: Path, pr_path: P
     return a, _save(fig, pr_path)
 
 
-def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path,
-                     n_bins: int = 10) -> Path:
+def plot_reliability(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, n_bins: int = 10
+) -> Path:
     """``curves``: name -> (probs, labels); one line per curve plus the diagonal."""
     fig, ax = plt.subplots(figsize=(3.8, 3.6))
     ax.plot([0, 1], [0, 1], "k:", lw=0.8, label="perfect")

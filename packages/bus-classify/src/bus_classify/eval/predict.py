@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
-from bus_classify.data.io import ImageReadError, is_image_file, load_image
+from bus_classify.data.io import (
+    BusClassifyError,
+    ImageReadError,
+    is_image_file,
+    load_image,
+    write_csv,
+)
 from bus_classify.data.sources import is_mask
 from bus_classify.data.transforms import build_transform
 from bus_classify.engine.checkpoint import load_classifier
+from bus_classify.engine.infer import predict_logits
 from bus_classify.eval.calibration import softmax
-from bus_classify.eval.inference import predict_logits
 from bus_classify.eval.metrics import positive_score
 from bus_classify.eval.report import decide, positive_classes
 
@@ -33,9 +37,14 @@ class _Images:
         return self.tf(self.images[i]), 0
 
 
-def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path,
-                   calibration: str | Path | None = None, tta: bool = False,
-                   device: str = "cpu") -> list[dict]:
+def predict_folder(
+    checkpoint: str | Path,
+    images: str | Path,
+    out: str | Path,
+    calibration: str | Path | None = None,
+    tta: bool = False,
+    device: str = "cpu",
+) -> list[dict]:
     """Classify every image under ``images`` (recursively; masks skipped) into ``out`` CSV.
 
     Columns: ``file, prob_lump, prob_lump_calibrated, label``. The calibration file written by
@@ -53,16 +62,21 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path,
     if calibration is not None:
         cal = json.loads(Path(calibration).read_text())
         if cal.get("class_names") != names:
-            raise ValueError(f"{calibration}: class names {cal.get('class_names')} do not match "
-                             f"checkpoint {names}")
+            raise BusClassifyError(
+                f"{calibration}: class names {cal.get('class_names')} do not match "
+                f"checkpoint {names}"
+            )
         temp, thr = float(cal["temperature"]), float(cal["threshold"])
     else:
         log.warning("no calibration file: temperature 1, arg-max labels")
     root = Path(images)
-    files = [root] if root.is_file() else sorted(
-        p for p in root.rglob("*") if is_image_file(p) and not is_mask(p))
+    files = (
+        [root]
+        if root.is_file()
+        else sorted(p for p in root.rglob("*") if is_image_file(p) and not is_mask(p))
+    )
     if not files:
-        raise ValueError(f"{root}: no images found")
+        raise BusClassifyError(f"{root}: no images found")
     loaded, kept, skipped = [], [], 0
     for p in files:
         try:
@@ -77,16 +91,16 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path,
     logits = predict_logits(model, _Images(loaded, tf), tta=tta, device=device)
     probs, probs_cal = softmax(logits), softmax(logits, temp)
     labels = decide(probs_cal, pos, thr) if thr is not None else probs_cal.argmax(axis=1)
-    rows = [{"file": str(p), "prob_lump": f"{a:.6g}", "prob_lump_calibrated": f"{b:.6g}",
-             "label": names[int(k)]}
-            for p, a, b, k in zip(kept, positive_score(probs, pos),
-                                  positive_score(probs_cal, pos), np.asarray(labels))]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["file", "prob_lump", "prob_lump_calibrated", "label"])
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, out)
+    rows = [
+        {
+            "file": str(p),
+            "prob_lump": f"{a:.6g}",
+            "prob_lump_calibrated": f"{b:.6g}",
+            "label": names[int(k)],
+        }
+        for p, a, b, k in zip(
+            kept, positive_score(probs, pos), positive_score(probs_cal, pos), np.asarray(labels)
+        )
+    ]
+    write_csv(out, rows, ["file", "prob_lump", "prob_lump_calibrated", "label"])
     return rows

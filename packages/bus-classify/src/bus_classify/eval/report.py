@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from bus_classify.data.io import BusClassifyError, atomic_write, write_json
 from bus_classify.eval.metrics import classification_metrics, positive_score
 from bus_classify.eval.plots import plot_confusion, plot_reliability, plot_roc_pr
 
@@ -18,7 +17,7 @@ def positive_classes(class_names: list[str]) -> list[int]:
     """Indices of the "lump" group: ``lump`` for binary, ``benign``+``malignant`` for 3 classes."""
     pos = [i for i, c in enumerate(class_names) if c in ("lump", "benign", "malignant")]
     if not pos:
-        raise ValueError(f"no lump class among {class_names}")
+        raise BusClassifyError(f"no lump class among {class_names}")
     return pos
 
 
@@ -32,19 +31,17 @@ def decide(probs: np.ndarray, positive: list[int], threshold: float) -> np.ndarr
     return np.where(is_pos, best_pos, best_neg)
 
 
-def write_json(obj, path: Path) -> Path:
-    """Atomic JSON write."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    os.replace(tmp, path)
-    return path
-
-
-def write_report(out: Path, name: str, labels: np.ndarray, probs: np.ndarray,
-                 class_names: list[str], probs_calibrated: np.ndarray | None = None,
-                 threshold: float | None = None, extra: dict | None = None,
-                 pred: np.ndarray | None = None) -> dict:
+def write_report(
+    out: Path,
+    name: str,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    class_names: list[str],
+    probs_calibrated: np.ndarray | None = None,
+    threshold: float | None = None,
+    extra: dict | None = None,
+    pred: np.ndarray | None = None,
+) -> dict:
     """Write ``metrics.json``, PNG plots and ``summary.md`` into ``out``; return the metrics.
 
     Headline metrics use the arg-max decision (or ``pred``); when a tuned ``threshold`` is given
@@ -56,30 +53,49 @@ def write_report(out: Path, name: str, labels: np.ndarray, probs: np.ndarray,
     m = classification_metrics(labels, probs, class_names, pos, pred=pred)
     cal = probs if probs_calibrated is None else probs_calibrated
     mc = classification_metrics(labels, cal, class_names, pos, pred=pred)
-    metrics = {"accuracy": m["accuracy"], "f1_macro": m["f1_macro"], "roc_auc": m["roc_auc"],
-               "pr_auc": m["pr_auc"], "ece": m["ece"], "ece_calibrated": mc["ece"],
-               "threshold": threshold}
+    metrics = {
+        "accuracy": m["accuracy"],
+        "f1_macro": m["f1_macro"],
+        "roc_auc": m["roc_auc"],
+        "pr_auc": m["pr_auc"],
+        "ece": m["ece"],
+        "ece_calibrated": mc["ece"],
+        "threshold": threshold,
+    }
     details = {"model": name, "argmax": m}
     if threshold is not None:
         details["at_threshold"] = classification_metrics(
-            labels, cal, class_names, pos, pred=decide(cal, pos, threshold))
+            labels, cal, class_names, pos, pred=decide(cal, pos, threshold)
+        )
     details.update(extra or {})
     metrics["details"] = details
-    plot_confusion(m["confusion_matrix"], class_names, out / "confusion_matrix.png",
-                   f"{name} (arg-max)")
+    plot_confusion(
+        m["confusion_matrix"], class_names, out / "confusion_matrix.png", f"{name} (arg-max)"
+    )
     if threshold is not None:
-        plot_confusion(details["at_threshold"]["confusion_matrix"], class_names,
-                       out / "confusion_matrix_threshold.png", f"{name} (t={threshold:.3f})")
+        plot_confusion(
+            details["at_threshold"]["confusion_matrix"],
+            class_names,
+            out / "confusion_matrix_threshold.png",
+            f"{name} (t={threshold:.3f})",
+        )
     y_pos = np.isin(labels, pos).astype(int)
     if m["roc_auc"] is not None:
-        plot_roc_pr(y_pos, positive_score(cal, pos), out / "roc.png", out / "pr.png",
-                    m["roc_auc"], m["pr_auc"])
+        plot_roc_pr(
+            y_pos,
+            positive_score(cal, pos),
+            out / "roc.png",
+            out / "pr.png",
+            m["roc_auc"],
+            m["pr_auc"],
+        )
     curves = {f"raw (ECE {m['ece']:.3f})": (np.asarray(probs), np.asarray(labels))}
     if probs_calibrated is not None:
         curves[f"calibrated (ECE {mc['ece']:.3f})"] = (np.asarray(cal), np.asarray(labels))
     plot_reliability(curves, out / "reliability.png")
-    write_json(metrics, out / "metrics.json")
-    (out / "summary.md").write_text(summary_markdown(name, metrics, class_names))
+    write_json(out / "metrics.json", metrics)
+    with atomic_write(out / "summary.md") as f:
+        f.write(summary_markdown(name, metrics, class_names))
     return metrics
 
 
@@ -91,8 +107,7 @@ def summary_markdown(name: str, metrics: dict, class_names: list[str]) -> str:
     """A short human-readable report of ``metrics``."""
     d = metrics["details"]
     m = d["argmax"]
-    lines = [f"# {name}", "", f"Test images: {m['n']}", "",
-             "| metric | value |", "|---|---|"]
+    lines = [f"# {name}", "", f"Test images: {m['n']}", "", "| metric | value |", "|---|---|"]
     for k in ("accuracy", "f1_macro", "roc_auc", "pr_auc", "ece", "ece_calibrated", "threshold"):
         lines.append(f"| {k} | {_f(metrics[k])} |")
     lines.append(f"| sensitivity (lump, arg-max) | {_f(m['sensitivity'])} |")
@@ -107,10 +122,16 @@ def summary_markdown(name: str, metrics: dict, class_names: list[str]) -> str:
     lines += ["", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for c in class_names:
         pc = m["per_class"][c]
-        lines.append(f"| {c} | {_f(pc['precision'])} | {_f(pc['recall'])} | {_f(pc['f1'])} | "
-                     f"{pc['support']} |")
-    lines += ["", "Confusion matrix (rows actual, columns predicted): "
-              f"`{m['confusion_matrix']}`", "",
-              "![confusion](confusion_matrix.png) ![roc](roc.png) ![pr](pr.png) "
-              "![reliability](reliability.png)", ""]
+        lines.append(
+            f"| {c} | {_f(pc['precision'])} | {_f(pc['recall'])} | {_f(pc['f1'])} | "
+            f"{pc['support']} |"
+        )
+    lines += [
+        "",
+        f"Confusion matrix (rows actual, columns predicted): `{m['confusion_matrix']}`",
+        "",
+        "![confusion](confusion_matrix.png) ![roc](roc.png) ![pr](pr.png) "
+        "![reliability](reliability.png)",
+        "",
+    ]
     return "\n".join(lines)

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import re
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from bus_classify.data.io import BusClassifyError, write_csv, write_json
 from bus_classify.data.sources import BINARY_CLASSES, class_index, discover, read_sample
 from bus_classify.data.split import read_csv
 from bus_classify.eval.report import write_report
@@ -26,21 +26,26 @@ from bus_classify.eval.report import write_report
 log = logging.getLogger(__name__)
 CLIP_TYPES = {"clip", "siglip", "siglip2", "chinese_clip", "altclip", "align", "blip"}
 
-_NEG = re.compile(r"\b(no[\s_-]*(lump|mass|lesion|tumou?r|nodule|abnormalit\w*)|"
-                  r"without (a |any )?(lump|mass|lesion)|normal|clear|negative|healthy|"
-                  r"absent|not (a |any )?(lump|mass|lesion))\b")
+_NEG = re.compile(
+    r"\b(no[\s_-]*(lump|mass|lesion|tumou?r|nodule|abnormalit\w*)|"
+    r"without (a |any )?(lump|mass|lesion)|normal|clear|negative|healthy|"
+    r"absent|not (a |any )?(lump|mass|lesion))\b"
+)
 _POS = re.compile(r"\b(lump|mass|lesion|tumou?r|nodule|benign|malignan\w*|positive|cancer\w*)\b")
 _LABEL = re.compile(r"(?:label|answer|diagnosis|classification)\s*[:=-]\s*([^\n.;]*)")
 
 
 def load_prompts(path: str | Path | None = None) -> dict:
     """Prompt file (YAML with ``no_lump``, ``lump`` lists and a ``question``)."""
-    text = Path(path).read_text() if path else resources.files("bus_classify.configs").joinpath(
-        "prompts.yaml").read_text()
+    text = (
+        Path(path).read_text()
+        if path
+        else resources.files("bus_classify.configs").joinpath("prompts.yaml").read_text()
+    )
     cfg = yaml.safe_load(text)
     for c in BINARY_CLASSES:
         if not cfg.get(c):
-            raise ValueError(f"{path or 'prompts.yaml'}: needs a non-empty list under {c!r}")
+            raise BusClassifyError(f"{path or 'prompts.yaml'}: needs a non-empty list under {c!r}")
     return cfg
 
 
@@ -76,13 +81,14 @@ def model_kind(model_path: str | Path) -> str:
     """``clip`` or ``generative`` from the folder's ``config.json``."""
     cfg_path = Path(model_path) / "config.json"
     if not cfg_path.is_file():
-        raise FileNotFoundError(f"{cfg_path}: not a local transformers model folder")
+        raise BusClassifyError(f"{cfg_path}: not a local transformers model folder")
     mtype = json.loads(cfg_path.read_text()).get("model_type", "")
     return "clip" if mtype in CLIP_TYPES else "generative"
 
 
-def clip_probs(model_path: str | Path, images: list, prompts: dict, device: str = "cpu",
-               batch_size: int = 16) -> np.ndarray:
+def clip_probs(
+    model_path: str | Path, images: list, prompts: dict, device: str = "cpu", batch_size: int = 16
+) -> np.ndarray:
     """``(N, 2)`` zero-shot probabilities (no_lump, lump) from a CLIP-style model."""
     from transformers import pipeline
 
@@ -98,18 +104,31 @@ def clip_probs(model_path: str | Path, images: list, prompts: dict, device: str 
     return out
 
 
-def generative_answers(model_path: str | Path, images: list, question: str, device: str = "cpu",
-                       max_new_tokens: int = 48) -> list[str]:
+def generative_answers(
+    model_path: str | Path,
+    images: list,
+    question: str,
+    device: str = "cpu",
+    max_new_tokens: int = 48,
+) -> list[str]:
     """Greedy answers of an ``image-text-to-text`` model to ``question`` for each image."""
     from transformers import pipeline
 
     pipe = pipeline("image-text-to-text", model=str(model_path), device=device)
     answers = []
     for img in images:
-        msgs = [{"role": "user", "content": [{"type": "image", "image": img},
-                                             {"type": "text", "text": question}]}]
-        res = pipe(text=msgs, max_new_tokens=max_new_tokens, return_full_text=False,
-                   generate_kwargs={"do_sample": False})
+        msgs = [
+            {
+                "role": "user",
+                "content": [{"type": "image", "image": img}, {"type": "text", "text": question}],
+            }
+        ]
+        res = pipe(
+            text=msgs,
+            max_new_tokens=max_new_tokens,
+            return_full_text=False,
+            generate_kwargs={"do_sample": False},
+        )
         answers.append(str(res[0]["generated_text"]).strip())
     return answers
 
@@ -119,15 +138,30 @@ def _load_items(data: str | Path, split: str) -> list[tuple[str, int]]:
     if data.suffix == ".csv":
         rows = [r for r in read_csv(data) if r["split"] == split]
         if not rows:
-            raise ValueError(f"{data}: no rows in split {split!r}")
-        return [(r["path"], class_index(r["source_class"], "binary", str(data))
-                 if r.get("source_class") else r["label"]) for r in rows]
+            raise BusClassifyError(f"{data}: no rows in split {split!r}")
+        return [
+            (
+                r["path"],
+                class_index(r["source_class"], "binary", str(data))
+                if r.get("source_class")
+                else r["label"],
+            )
+            for r in rows
+        ]
     return [(s.ref, s.label) for s in discover(data, task="binary")]
 
 
-def zero_shot(model_path: str | Path, data: str | Path, out: str | Path, kind: str = "auto",
-              prompts_file: str | Path | None = None, split: str = "test", device: str = "cpu",
-              max_new_tokens: int = 48, limit: int | None = None) -> dict:
+def zero_shot(
+    model_path: str | Path,
+    data: str | Path,
+    out: str | Path,
+    kind: str = "auto",
+    prompts_file: str | Path | None = None,
+    split: str = "test",
+    device: str = "cpu",
+    max_new_tokens: int = 48,
+    limit: int | None = None,
+) -> dict:
     """Run a local VLM over ``data`` (folder or split CSV) and report the classifier metrics."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -143,28 +177,51 @@ def zero_shot(model_path: str | Path, data: str | Path, out: str | Path, kind: s
         answers = [""] * len(items)
         parsed = list(probs.argmax(axis=1))
     elif kind == "generative":
-        answers = generative_answers(model_path, images, prompts["question"], device,
-                                     max_new_tokens)
+        answers = generative_answers(
+            model_path, images, prompts["question"], device, max_new_tokens
+        )
         parsed = [parse_label(a) for a in answers]
         ok = np.array([p is not None for p in parsed])
         n_unparsed = int((~ok).sum())
-        extra = {"unparsed": n_unparsed, "coverage": float(ok.mean()),
-                 "accuracy_counting_unparsed_as_wrong": float(np.mean(
-                     [p == y for p, y in zip(parsed, labels)]))}
+        extra = {
+            "unparsed": n_unparsed,
+            "coverage": float(ok.mean()),
+            "accuracy_counting_unparsed_as_wrong": float(
+                np.mean([p == y for p, y in zip(parsed, labels)])
+            ),
+        }
         if ok.any():
             probs = np.eye(2)[[p for p in parsed if p is not None]]
             metrics = write_report(out, name, labels[ok], probs, BINARY_CLASSES, extra=extra)
         else:
-            metrics = {k: None for k in ("accuracy", "f1_macro", "roc_auc", "pr_auc", "ece",
-                                         "ece_calibrated", "threshold")}
+            metrics = {
+                k: None
+                for k in (
+                    "accuracy",
+                    "f1_macro",
+                    "roc_auc",
+                    "pr_auc",
+                    "ece",
+                    "ece_calibrated",
+                    "threshold",
+                )
+            }
             metrics["details"] = {"model": name, **extra}
-            (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            write_json(out / "metrics.json", metrics)
         log.info("%d of %d answers unparsed", n_unparsed, len(items))
     else:
-        raise ValueError(f"unknown zero-shot kind {kind!r}; use auto, clip or generative")
-    with open(out / "answers.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["file", "label", "predicted", "answer"])
-        for (ref, y), p, a in zip(items, parsed, answers):
-            w.writerow([ref, BINARY_CLASSES[y], "unparsed" if p is None else BINARY_CLASSES[p], a])
+        raise BusClassifyError(f"unknown zero-shot kind {kind!r}; use auto, clip or generative")
+    write_csv(
+        out / "answers.csv",
+        [
+            {
+                "file": ref,
+                "label": BINARY_CLASSES[y],
+                "predicted": "unparsed" if p is None else BINARY_CLASSES[p],
+                "answer": a,
+            }
+            for (ref, y), p, a in zip(items, parsed, answers)
+        ],
+        ["file", "label", "predicted", "answer"],
+    )
     return metrics

@@ -10,12 +10,21 @@ import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
 
+from bus_classify.data.io import BusClassifyError
+
 
 class BusCNN(nn.Module):
     """Small 3-block CNN; the flatten size follows ``img_size``."""
 
-    def __init__(self, num_classes: int = 2, in_chans: int = 3, img_size: int = 224,
-                 widths: tuple[int, ...] = (32, 64, 128), drop_rate: float = 0.2, **_: object):
+    def __init__(
+        self,
+        num_classes: int = 2,
+        in_chans: int = 3,
+        img_size: int = 224,
+        widths: tuple[int, ...] = (32, 64, 128),
+        drop_rate: float = 0.2,
+        **_: object,
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         c, side = in_chans, img_size
@@ -23,7 +32,9 @@ class BusCNN(nn.Module):
             layers += [nn.Conv2d(c, w, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
             c, side = w, (side - 2) // 2
         if side < 1:
-            raise ValueError(f"img_size={img_size} is too small for {len(widths)} conv blocks")
+            raise BusClassifyError(
+                f"img_size={img_size} is too small for {len(widths)} conv blocks"
+            )
         self.features = nn.Sequential(*layers)
         self.num_features = c * side * side
         self.num_classes = num_classes
@@ -50,9 +61,17 @@ class BusCNN(nn.Module):
 
 
 def _cfg(**kwargs) -> dict:
-    return {"num_classes": 2, "input_size": (3, 224, 224), "pool_size": None,
-            "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
-            "first_conv": "features.0", "classifier": "head", "url": "", **kwargs}
+    return {
+        "num_classes": 2,
+        "input_size": (3, 224, 224),
+        "pool_size": None,
+        "mean": (0.485, 0.456, 0.406),
+        "std": (0.229, 0.224, 0.225),
+        "first_conv": "features.0",
+        "classifier": "head",
+        "url": "",
+        **kwargs,
+    }
 
 
 default_cfgs = generate_default_cfgs({"bus_cnn_small.untrained": _cfg()})

@@ -7,14 +7,19 @@ from pathlib import Path
 import timm
 from torch import nn
 
+from bus_classify.data.io import BusClassifyError
 from bus_classify.models.cnn import BusCNN
 
 _SIZE_AWARE = ("swin", "vit", "deit", "beit", "eva", "bus_cnn", "maxvit", "coat")
 
 
-def create_model(name: str = "swin_tiny_patch4_window7_224", num_classes: int = 2,
-                 img_size: int | None = None, weights: str | None = None,
-                 model_kwargs: dict | None = None) -> nn.Module:
+def create_model(
+    name: str = "swin_tiny_patch4_window7_224",
+    num_classes: int = 2,
+    img_size: int | None = None,
+    weights: str | None = None,
+    model_kwargs: dict | None = None,
+) -> nn.Module:
     """``timm.create_model`` with the package's conventions.
 
     Args:
@@ -31,9 +36,14 @@ def create_model(name: str = "swin_tiny_patch4_window7_224", num_classes: int = 
     if weights:
         path = Path(weights)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: weight file not found")
-        return timm.create_model(name, pretrained=True, num_classes=num_classes,
-                                 pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+            raise BusClassifyError(f"{path}: weight file not found")
+        return timm.create_model(
+            name,
+            pretrained=True,
+            num_classes=num_classes,
+            pretrained_cfg_overlay={"file": str(path)},
+            **kwargs,
+        )
     return timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
 
 
@@ -50,7 +60,7 @@ def gradcam_target_layer(model: nn.Module) -> nn.Module:
         return model.layer4[-1]
     if hasattr(model, "blocks"):
         return model.blocks[-1].norm1
-    raise ValueError(f"no Grad-CAM target layer known for {type(model).__name__}")
+    raise BusClassifyError(f"no Grad-CAM target layer known for {type(model).__name__}")
 
 
 def reshape_transform_for(model: nn.Module):

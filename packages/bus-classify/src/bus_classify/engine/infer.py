@@ -9,8 +9,14 @@ from torch.utils.data import DataLoader, Dataset
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, dataset: Dataset, batch_size: int = 64, tta: bool = False,
-                   device: str = "cpu", num_workers: int = 0) -> np.ndarray:
+def predict_logits(
+    model: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 64,
+    tta: bool = False,
+    device: str = "cpu",
+    num_workers: int = 0,
+) -> np.ndarray:
     """Logits ``(N, C)``; with ``tta`` the logits of the image and its horizontal flip are averaged."""
     model = model.to(device).eval()
     out = []

@@ -6,22 +6,23 @@ import logging
 import time
 from pathlib import Path
 
-from bus_classify.configs import load_config
+from bus_classify.data.io import write_csv, write_json
 from bus_classify.data.sources import discover
-from bus_classify.data.split import make_split, read_csv, write_csv
+from bus_classify.data.split import make_split, read_csv
 from bus_classify.data.synth import write_synthetic
+from bus_classify.engine.config import load_config
 from bus_classify.engine.train import train
 from bus_classify.eval.evaluate import evaluate
 from bus_classify.eval.gradcam import gradcam_overlays
-from bus_classify.eval.report import write_json
 from bus_classify.eval.zeroshot import zero_shot
 from bus_classify.models.tiny_vlm import build_tiny_clip, build_tiny_llava
 
 log = logging.getLogger(__name__)
 
 
-def run_demo(out: str | Path, n: int = 300, seed: int = 0, epochs: int | None = None,
-             threads: int = 1) -> dict:
+def run_demo(
+    out: str | Path, n: int = 300, seed: int = 0, epochs: int | None = None, threads: int = 1
+) -> dict:
     """synth -> split -> train CNN + micro Swin -> eval (calibrated) -> Grad-CAM -> zero-shot.
 
     ``threads`` sets torch's intra-op threads; one thread avoids the heavy slow-down of many
@@ -45,7 +46,7 @@ def run_demo(out: str | Path, n: int = 300, seed: int = 0, epochs: int | None = 
     if not data.exists():
         summary["synth"] = write_synthetic(data, n=n, size=96, seed=seed)
     rows, report = make_split(discover(data), seed=seed)
-    write_csv(rows, out / "split.csv")
+    write_csv(out / "split.csv", rows)
     summary["split"] = report.counts
     summary["duplicate_groups"] = len(report.duplicate_groups)
     summary["duplicate_leaks"] = len(report.leaks)
@@ -54,8 +55,9 @@ def run_demo(out: str | Path, n: int = 300, seed: int = 0, epochs: int | None = 
     test_refs = [r["path"] for r in read_csv(out / "split.csv") if r["split"] == "test"]
     for name, cfg_name in (("cnn", "cnn_demo"), ("swin", "swin_demo")):
         cfg = load_config(cfg_name, {"seed": seed, **({"epochs": epochs} if epochs else {})})
-        best = train(cfg, str(out / "split.csv"), out / name, device="cpu", resume=True,
-                     progress=False)
+        best = train(
+            cfg, str(out / "split.csv"), out / name, device="cpu", resume=True, progress=False
+        )
         lap(f"train {name}")
         m = evaluate(best, out / "split.csv", out / name / "eval", tta=True)
         gradcam_overlays(best, test_refs[:2] + test_refs[-2:], out / name / "gradcam")
@@ -66,14 +68,17 @@ def run_demo(out: str | Path, n: int = 300, seed: int = 0, epochs: int | None = 
     clip_dir = build_tiny_clip(vlm / "tiny-clip")
     llava_dir = build_tiny_llava(vlm / "tiny-llava")
     zc = zero_shot(clip_dir, out / "split.csv", out / "zero_shot_clip")
-    zl = zero_shot(llava_dir, out / "split.csv", out / "zero_shot_llava", limit=12,
-                   max_new_tokens=16)
+    zl = zero_shot(
+        llava_dir, out / "split.csv", out / "zero_shot_llava", limit=12, max_new_tokens=16
+    )
     summary["zero_shot_clip_tiny_random"] = {k: zc[k] for k in ("accuracy", "f1_macro", "roc_auc")}
     summary["zero_shot_llava_tiny_random"] = {
-        "accuracy": zl["accuracy"], "unparsed": zl["details"]["unparsed"],
-        "coverage": zl["details"]["coverage"]}
+        "accuracy": zl["accuracy"],
+        "unparsed": zl["details"]["unparsed"],
+        "coverage": zl["details"]["coverage"],
+    }
     lap("zero-shot")
     summary["seconds"] = times
     summary["total_seconds"] = round(time.perf_counter() - t0, 1)
-    write_json(summary, out / "demo_summary.json")
+    write_json(out / "demo_summary.json", summary)
     return summary
