@@ -17,11 +17,12 @@ import torch
 
 from instance_nerf.data.dataparser import InstanceDataParserConfig
 from instance_nerf.data.synth import SynthConfig, generate
-from instance_nerf.engine.configs import (
+from instance_nerf.engine.config import (
     instance_cpu_config,
     nerfacto_cpu_config,
     small_nerfacto_model,
 )
+from instance_nerf.models.instance_nerfacto import InstanceFieldConfig
 
 
 def _sync(device: str) -> None:
@@ -45,8 +46,16 @@ def _model_overrides(device: str) -> dict:
     from nerfstudio.models.nerfacto import NerfactoModelConfig
 
     d = NerfactoModelConfig()
-    keys = ("num_nerf_samples_per_ray", "num_proposal_samples_per_ray", "hidden_dim", "hidden_dim_color",
-            "log2_hashmap_size", "max_res", "num_levels", "proposal_net_args_list")
+    keys = (
+        "num_nerf_samples_per_ray",
+        "num_proposal_samples_per_ray",
+        "hidden_dim",
+        "hidden_dim_color",
+        "log2_hashmap_size",
+        "max_res",
+        "num_levels",
+        "proposal_net_args_list",
+    )
     kw = {k: getattr(d, k) for k in keys}
     kw["implementation"] = _backend()
     kw["eval_num_rays_per_chunk"] = 1 << 15
@@ -104,16 +113,28 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         img = 32 if a.quick else 64
-        generate(tmp / "scene", SynthConfig(seed=0, num_views=12 if a.quick else 48, width=img, height=img,
-                                            voxel_resolution=16))
+        generate(
+            tmp / "scene",
+            SynthConfig(
+                seed=0, num_views=12 if a.quick else 48, width=img, height=img, voxel_resolution=16
+            ),
+        )
         over = _model_overrides(a.device)
-        nerf_cfg = nerfacto_cpu_config(tmp / "scene", InstanceDataParserConfig(), tmp / "r", rays_per_batch=rays,
-                                       model=small_nerfacto_model(**over), device=a.device)
-        inst_cfg = instance_cpu_config(tmp / "scene", tmp / "r", rays_per_batch=rays, device=a.device, **over)
+        nerf_cfg = nerfacto_cpu_config(
+            tmp / "scene",
+            InstanceDataParserConfig(),
+            tmp / "r",
+            rays_per_batch=rays,
+            model=small_nerfacto_model(**over),
+            device=a.device,
+        )
+        inst_cfg = instance_cpu_config(
+            tmp / "scene", tmp / "r", rays_per_batch=rays, device=a.device, **over
+        )
         if gpu:
-            inst_cfg.pipeline.model.instance_num_levels = 16
-            inst_cfg.pipeline.model.instance_max_res = 1024
-            inst_cfg.pipeline.model.instance_log2_hashmap_size = 17
+            inst_cfg.pipeline.model.instance_field = (
+                InstanceFieldConfig()
+            )  # the method's default sizes
         r_nerf = _time_training(nerf_cfg, a.device, warmup, iters, rays)
         r_inst = _time_training(inst_cfg, a.device, warmup, iters, rays)
         render_s = _render_time(inst_cfg._trainer, size, a.device, 1 if not gpu or a.quick else 3)

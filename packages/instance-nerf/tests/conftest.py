@@ -27,6 +27,17 @@ def tiny_scene(tmp_path_factory) -> Path:
     from instance_nerf.data.synth import SynthConfig, generate
 
     out = tmp_path_factory.mktemp("scene")
-    generate(out, SynthConfig(seed=3, num_objects=3, num_views=6, test_every=3, width=24, height=24,
-                              voxel_resolution=16), noisy_masks=True)
+    generate(
+        out,
+        SynthConfig(
+            seed=3,
+            num_objects=3,
+            num_views=6,
+            test_every=3,
+            width=24,
+            height=24,
+            voxel_resolution=16,
+        ),
+        noisy_masks=True,
+    )
     return out

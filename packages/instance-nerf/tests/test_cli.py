@@ -9,7 +9,49 @@ import pytest
 import torch
 
 from instance_nerf.cli import build_parser, main
-from instance_nerf.engine.configs import instance_cpu_config
+from instance_nerf.engine.config import instance_cpu_config
+
+
+def _assert_cli_error(capsys, argv: list[str], *needles: str) -> None:
+    """Exit 2, one stderr line ``instance-nerf: error: ...`` naming the file, no traceback."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("instance-nerf: error: "), err
+    assert "Traceback" not in err and "pickle" not in err and "weights_only=False" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def test_bad_input_files_give_one_line(tmp_path, capsys):
+    (tmp_path / "config.yml").write_text("not: [valid")
+    _assert_cli_error(
+        capsys,
+        ["eval", "--config", str(tmp_path / "config.yml"), "--out", str(tmp_path / "o")],
+        "config.yml",
+    )
+    _assert_cli_error(
+        capsys,
+        ["eval", "--config", str(tmp_path / "missing.yml"), "--out", str(tmp_path / "o")],
+        "missing.yml",
+        "not found",
+    )
+    _assert_cli_error(
+        capsys, ["synth", "--out", str(tmp_path / "e"), "--objects", "0"], "num_objects"
+    )
+
+
+def test_not_a_checkpoint_says_so(tmp_path):
+    from instance_nerf.data.io import InstanceNerfError
+    from instance_nerf.engine.checkpoint import load_checkpoint
+
+    (tmp_path / "x.ckpt").write_bytes(b"this is not a torch file")
+    with pytest.raises(InstanceNerfError, match="x.ckpt: not a nerfstudio checkpoint") as exc:
+        load_checkpoint(tmp_path / "x.ckpt")
+    assert "weights_only=False" not in str(exc.value)
 
 
 def test_help_lists_subcommands(capsys):
@@ -21,12 +63,30 @@ def test_help_lists_subcommands(capsys):
 
 
 def test_synth_cli(tmp_path, capsys):
-    assert main(["synth", "--out", str(tmp_path / "s"), "--seed", "1", "--views", "4", "--size", "16",
-                 "--objects", "2", "--voxel-resolution", "8", "--noisy-masks"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(tmp_path / "s"),
+                "--seed",
+                "1",
+                "--views",
+                "4",
+                "--size",
+                "16",
+                "--objects",
+                "2",
+                "--voxel-resolution",
+                "8",
+                "--noisy-masks",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["views"] == 4 and summary["objects"] == 2
     assert (tmp_path / "s" / "instances_noisy" / "mapping.json").is_file()
-    assert main(["synth", "--out", str(tmp_path / "e"), "--objects", "0"]) == 2  # clear error, exit 2
 
 
 def test_run_commands_on_trained_model(tiny_scene, tmp_path, capsys):
@@ -45,26 +105,78 @@ def test_run_commands_on_trained_model(tiny_scene, tmp_path, capsys):
         assert 0.0 <= metrics[key] <= 1.0
     assert metrics["num_views"] == 2 and (tmp_path / "ev" / "view_000.png").is_file()
 
-    assert main(["extract-grid", "--config", config, "--out", str(tmp_path / "g.npz"), "--resolution", "8",
-                 "--num-views", "2"]) == 0
+    assert (
+        main(
+            [
+                "extract-grid",
+                "--config",
+                config,
+                "--out",
+                str(tmp_path / "g.npz"),
+                "--resolution",
+                "8",
+                "--num-views",
+                "2",
+            ]
+        )
+        == 0
+    )
     g = np.load(tmp_path / "g.npz")
     assert g["rgbsigma"].shape == (8, 8, 4, 4) and g["instance"].shape == (8, 8, 4)
     assert g["instance"].max() < 4
 
     np.save(tmp_path / "pts.npy", np.array([[0.0, 0.0, 0.2], [0.5, -0.5, 0.1]]))
     capsys.readouterr()
-    assert main(["query", "--config", config, "--points", str(tmp_path / "pts.npy"),
-                 "--out", str(tmp_path / "q.npz")]) == 0
+    assert (
+        main(
+            [
+                "query",
+                "--config",
+                config,
+                "--points",
+                str(tmp_path / "pts.npy"),
+                "--out",
+                str(tmp_path / "q.npz"),
+            ]
+        )
+        == 0
+    )
     q = np.load(tmp_path / "q.npz")
     assert q["instance"].shape == (2,) and np.all((q["probability"] > 0) & (q["probability"] <= 1))
     assert "id=" in capsys.readouterr().out
 
-    assert main(["export", "--config", config, "--out", str(tmp_path / "ply"), "--resolution", "8",
-                 "--min-density", "0", "--with-background"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--config",
+                config,
+                "--out",
+                str(tmp_path / "ply"),
+                "--resolution",
+                "8",
+                "--min-density",
+                "0",
+                "--with-background",
+            ]
+        )
+        == 0
+    )
     plys = list((tmp_path / "ply").glob("instance_*.ply"))
     assert plys and plys[0].read_text().startswith("ply")
 
     np.save(tmp_path / "bad.npy", np.zeros((3, 2)))
-    with pytest.raises(SystemExit, match="expected an \\(N, 3\\) array"):
-        main(["query", "--config", config, "--points", str(tmp_path / "bad.npy")])
+    _assert_cli_error(
+        capsys,
+        ["query", "--config", config, "--points", str(tmp_path / "bad.npy")],
+        "bad.npy",
+        "expected an (N, 3) array",
+    )
+    (tmp_path / "pts.txt").write_text("0 0 0.2\n0.5 -0.5 0.1\n")  # a user's text file, not .npy
+    _assert_cli_error(
+        capsys,
+        ["query", "--config", config, "--points", str(tmp_path / "pts.txt")],
+        "pts.txt",
+        "not a .npy array file",
+    )
     assert build_parser().parse_args(["demo", "--out", "x"]).nerf_iters == 300

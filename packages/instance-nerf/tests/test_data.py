@@ -78,7 +78,9 @@ def test_dataparser_roundtrip(tiny_scene):
     assert train.metadata["num_instances"] == 4
     meta = json.loads((tiny_scene / "transforms.json").read_text())
     first_train = next(f for f in meta["frames"] if f["split"] == "train")
-    assert np.allclose(train.cameras.camera_to_worlds[0].numpy(), np.array(first_train["transform_matrix"])[:3])
+    assert np.allclose(
+        train.cameras.camera_to_worlds[0].numpy(), np.array(first_train["transform_matrix"])[:3]
+    )
     assert float(train.cameras.fx[0]) == pytest.approx(meta["fl_x"])
     ds = InstanceDataset(train)
     item = ds[0]
@@ -103,7 +105,11 @@ def test_missing_images_skipped_with_one_warning(tiny_scene, tmp_path):
         out = InstanceDataParserConfig(data=scene).setup().get_dataparser_outputs("train")
     assert sum("does not exist" in str(w.message) for w in rec) == 1
     # frames 1 and 4 are the test split; deleting 1 and 2 leaves train frames 0, 3, 5
-    assert [f.name for f in out.image_filenames] == ["frame_0000.png", "frame_0003.png", "frame_0005.png"]
+    assert [f.name for f in out.image_filenames] == [
+        "frame_0000.png",
+        "frame_0003.png",
+        "frame_0005.png",
+    ]
 
 
 def test_missing_mask_trains_colour_only(tiny_scene, tmp_path):

@@ -25,7 +25,9 @@ def test_grid_convention_on_analytic_field():
     assert axes[2][0] == pytest.approx(-1 + 0.125) and axes[2][-1] == pytest.approx(0.5 - 0.125)
     assert (g["instance"][:4] == 0).all() and (g["instance"][4:] == 1).all()  # x < 0 -> id 0
     sig = g["rgbsigma"][..., 3]
-    assert sig[3, 3, 3] == 10.0 and sig[0, 0, 0] == 0.0  # (-.125,-.125,-.125) inside; corner outside
+    assert (
+        sig[3, 3, 3] == 10.0 and sig[0, 0, 0] == 0.0
+    )  # (-.125,-.125,-.125) inside; corner outside
     # rgb: z-components of the two view directions cancel -> 0.5; x,y symmetric -> 0.5 at the centre
     assert np.allclose(g["rgbsigma"][..., 2], 0.5, atol=0.01)
     assert g["instance_prob"].min() > 0.99

@@ -18,8 +18,11 @@ def test_render_logits_matches_hand_quadrature():
     ends = torch.tensor([0.5, 1.0, 2.0])
     samples = RaySamples(
         frustums=Frustums(
-            origins=torch.zeros(1, 3, 3), directions=torch.tensor([0.0, 0.0, 1.0]).expand(1, 3, 3),
-            starts=starts.view(1, 3, 1), ends=ends.view(1, 3, 1), pixel_area=torch.ones(1, 3, 1),
+            origins=torch.zeros(1, 3, 3),
+            directions=torch.tensor([0.0, 0.0, 1.0]).expand(1, 3, 3),
+            starts=starts.view(1, 3, 1),
+            ends=ends.view(1, 3, 1),
+            pixel_area=torch.ones(1, 3, 1),
         ),
         deltas=(ends - starts).view(1, 3, 1),
     )

@@ -48,4 +48,6 @@ def test_consistency_hand_example():
     b_pr = np.array([[1, 1, 3, 3]])  # object 2 changes id between views
     assert consistency([a_gt, b_gt], [a_pr, b_pr], min_pixels=1) == 0.5
     assert consistency([a_gt, b_gt], [a_pr, a_pr], min_pixels=1) == 1.0
-    assert consistency([a_gt], [np.zeros_like(a_gt)], min_pixels=1) == 0.0  # background is never consistent
+    assert (
+        consistency([a_gt], [np.zeros_like(a_gt)], min_pixels=1) == 0.0
+    )  # background is never consistent

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from instance_nerf.engine.configs import instance_cpu_config, nerfacto_cpu_config
-from instance_nerf.engine.offline import latest_checkpoint
+from instance_nerf.engine.config import instance_cpu_config, nerfacto_cpu_config
 from instance_nerf.models.losses import instance_ce_loss
+from instance_nerf.models.offline import latest_checkpoint
 
 
 def test_registered_in_nerfstudio_registries():
@@ -34,7 +34,10 @@ def _trainer(cfg):
 def _instance_loss(trainer, batches):
     model = trainer.pipeline.model
     with torch.no_grad():
-        return sum(float(instance_ce_loss(model(rb)["instance_logits"], b["instance"])) for rb, b in batches)
+        return sum(
+            float(instance_ce_loss(model(rb)["instance_logits"], b["instance"]))
+            for rb, b in batches
+        )
 
 
 def test_joint_iterations_lower_instance_loss(tiny_scene, tmp_path):
@@ -59,11 +62,16 @@ def test_two_stage_freezes_nerf(tiny_scene, tmp_path):
     torch.manual_seed(0)
     from instance_nerf.data.dataparser import InstanceDataParserConfig
 
-    nerf = _trainer(nerfacto_cpu_config(tiny_scene, InstanceDataParserConfig(), tmp_path / "a", max_iters=2))
+    nerf = _trainer(
+        nerfacto_cpu_config(tiny_scene, InstanceDataParserConfig(), tmp_path / "a", max_iters=2)
+    )
     nerf.train()
     ckpt = latest_checkpoint(nerf.config.get_checkpoint_dir())
-    trainer = _trainer(instance_cpu_config(tiny_scene, tmp_path / "b", max_iters=4, rays_per_batch=128,
-                                           nerfacto_checkpoint=ckpt))
+    trainer = _trainer(
+        instance_cpu_config(
+            tiny_scene, tmp_path / "b", max_iters=4, rays_per_batch=128, nerfacto_checkpoint=ckpt
+        )
+    )
     model = trainer.pipeline.model
     assert model.nerf_frozen
     assert set(trainer.optimizers.parameters) == {"instance_field"}
@@ -83,7 +91,9 @@ def test_joint_iterations_on_cuda(tiny_scene, tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     torch.manual_seed(0)
-    trainer = _trainer(instance_cpu_config(tiny_scene, tmp_path, max_iters=20, rays_per_batch=256, device="cuda"))
+    trainer = _trainer(
+        instance_cpu_config(tiny_scene, tmp_path, max_iters=20, rays_per_batch=256, device="cuda")
+    )
     dm = trainer.pipeline.datamanager
     fixed = [dm.next_train(0) for _ in range(2)]
     trainer.pipeline.model.train()

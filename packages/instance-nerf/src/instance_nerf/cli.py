@@ -4,128 +4,110 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+from instance_nerf.data.io import InstanceNerfError
 
 
 def _device(name: str) -> str:
     import torch
 
     if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda requested but CUDA is not available")
+        raise InstanceNerfError("--device cuda requested but CUDA is not available")
     return name
 
 
-def cmd_synth(a: argparse.Namespace) -> int:
+def cmd_synth(args: argparse.Namespace) -> int:
     from instance_nerf.data.synth import SynthConfig, generate
 
-    cfg = SynthConfig(seed=a.seed, num_objects=a.objects, num_views=a.views, width=a.size, height=a.size,
-                      voxel_resolution=a.voxel_resolution)
-    print(json.dumps(generate(Path(a.out), cfg, noisy_masks=a.noisy_masks)))
+    cfg = SynthConfig(
+        seed=args.seed,
+        num_objects=args.objects,
+        num_views=args.views,
+        width=args.size,
+        height=args.size,
+        voxel_resolution=args.voxel_resolution,
+    )
+    print(json.dumps(generate(Path(args.out), cfg, noisy_masks=args.noisy_masks)))
     return 0
 
 
-def cmd_eval(a: argparse.Namespace) -> int:
-    from instance_nerf.engine.loading import load_run
+def cmd_eval(args: argparse.Namespace) -> int:
+    from instance_nerf.engine.checkpoint import load_run
     from instance_nerf.eval.evaluate import evaluate_pipeline
 
-    _, pipeline, ckpt = load_run(a.config, device=_device(a.device))
-    metrics = evaluate_pipeline(pipeline, Path(a.out))
+    _, pipeline, ckpt = load_run(args.config, device=_device(args.device))
+    metrics = evaluate_pipeline(pipeline, Path(args.out))
     print(f"checkpoint: {ckpt}")
-    print(json.dumps({k: metrics[k] for k in ("miou", "pq", "consistency", "instance_pixel_accuracy", "psnr")}))
+    print(
+        json.dumps(
+            {
+                k: metrics[k]
+                for k in ("miou", "pq", "consistency", "instance_pixel_accuracy", "psnr")
+            }
+        )
+    )
     return 0
 
 
-def _field(a: argparse.Namespace):
-    from instance_nerf.engine.grid import model_field_fn
-    from instance_nerf.engine.loading import load_run
+def _pipeline(args: argparse.Namespace):
+    from instance_nerf.engine.checkpoint import load_run
 
-    device = _device(a.device)
-    _, pipeline, _ = load_run(a.config, device=device, test_mode="test")
-    return pipeline, model_field_fn(pipeline.model, device)
+    return load_run(args.config, device=_device(args.device), test_mode="test")[1]
 
 
-def _grid(a: argparse.Namespace, pipeline, fn):
-    import numpy as np
+def cmd_extract_grid(args: argparse.Namespace) -> int:
+    from instance_nerf.engine.grid import occupied_per_instance, pipeline_grid, save_grid
 
-    from instance_nerf.engine.grid import extract_grid
-
-    aabb = pipeline.model.scene_box.aabb.cpu().numpy()
-    cams = pipeline.datamanager.train_dataset.cameras.camera_to_worlds[:, :3, 3]
-    idx = np.linspace(0, len(cams) - 1, min(a.num_views, len(cams))).round().astype(int)
-    return extract_grid(fn, aabb, a.resolution, cams[idx], alpha=getattr(a, "alpha", False))
-
-
-def cmd_extract_grid(a: argparse.Namespace) -> int:
-    import os
-
-    import numpy as np
-
-    pipeline, fn = _field(a)
-    grid = _grid(a, pipeline, fn)
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **grid)
-    os.replace(tmp, out)
-    ids, counts = np.unique(grid["instance"][grid["rgbsigma"][..., 3] > a.min_density], return_counts=True)
-    print(json.dumps({"out": str(out), "shape": list(grid["rgbsigma"].shape),
-                      "occupied_voxels_per_instance": {int(i): int(c) for i, c in zip(ids, counts)}}))
+    grid = pipeline_grid(_pipeline(args), args.resolution, args.num_views, args.alpha, args.device)
+    save_grid(args.out, grid)
+    print(
+        json.dumps(
+            {
+                "out": args.out,
+                "shape": list(grid["rgbsigma"].shape),
+                "occupied_voxels_per_instance": occupied_per_instance(grid, args.min_density),
+            }
+        )
+    )
     return 0
 
 
-def cmd_query(a: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
+def cmd_query(args: argparse.Namespace) -> int:
+    from instance_nerf.engine.grid import query_run
 
-    from instance_nerf.engine.grid import query_points
-
-    pts = np.load(a.points)
-    if pts.ndim != 2 or pts.shape[1] != 3:
-        raise SystemExit(f"{a.points}: expected an (N, 3) array, got {pts.shape}")
-    pipeline, fn = _field(a)
-    res = query_points(fn, torch.from_numpy(pts))
-    if a.out:
-        np.savez(a.out, points=pts, **res)
-    for p, k, pr, d in list(zip(pts, res["instance"], res["probability"], res["density"]))[: a.show]:
-        print(f"{p[0]:+.3f} {p[1]:+.3f} {p[2]:+.3f}  id={int(k)}  p={float(pr):.3f}  density={float(d):.3f}")
+    for line in query_run(_pipeline(args), args.points, args.out, args.device, args.show):
+        print(line)
     return 0
 
 
-def cmd_export(a: argparse.Namespace) -> int:
-    import numpy as np
+def cmd_export(args: argparse.Namespace) -> int:
+    from instance_nerf.engine.grid import export_instances_ply, pipeline_grid
 
-    from instance_nerf.engine.grid import grid_axes, write_ply
-
-    pipeline, fn = _field(a)
-    grid = _grid(a, pipeline, fn)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    axes = grid_axes(np.stack([grid["bbox_min"], grid["bbox_max"]]), a.resolution)
-    xyz = np.stack(np.meshgrid(*axes, indexing="ij"), -1)
-    occ = grid["rgbsigma"][..., 3] > a.min_density
-    written = {}
-    for k in np.unique(grid["instance"][occ]):
-        if k == 0 and not a.with_background:
-            continue
-        sel = occ & (grid["instance"] == k)
-        write_ply(out / f"instance_{int(k):03d}.ply", xyz[sel], grid["rgbsigma"][sel][:, :3])
-        written[int(k)] = int(sel.sum())
-    print(json.dumps({"out": str(out), "points_per_instance": written}))
+    grid = pipeline_grid(_pipeline(args), args.resolution, args.num_views, device=args.device)
+    written = export_instances_ply(grid, args.out, args.min_density, args.with_background)
+    print(json.dumps({"out": args.out, "points_per_instance": written}))
     return 0
 
 
-def cmd_demo(a: argparse.Namespace) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
     from instance_nerf.engine.demo import run_demo
 
-    metrics = run_demo(Path(a.out), seed=a.seed, nerf_iters=a.nerf_iters, instance_iters=a.instance_iters,
-                       rays=a.rays, device=_device(a.device))
+    metrics = run_demo(
+        Path(args.out),
+        seed=args.seed,
+        nerf_iters=args.nerf_iters,
+        instance_iters=args.instance_iters,
+        rays=args.rays,
+        device=_device(args.device),
+    )
     print(json.dumps(metrics))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="instance-nerf", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="show the traceback on errors")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="procedural room with exact RGB/depth/instance/semantic maps")
@@ -135,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--views", type=int, default=48)
     s.add_argument("--size", type=int, default=64, help="image width = height")
     s.add_argument("--voxel-resolution", type=int, default=64)
-    s.add_argument("--noisy-masks", action="store_true", help="also write per-view perturbed, permuted masks")
+    s.add_argument(
+        "--noisy-masks", action="store_true", help="also write per-view perturbed, permuted masks"
+    )
     s.set_defaults(func=cmd_synth)
 
     def run_args(sp, config=True):
@@ -143,17 +127,30 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--config", required=True, help="config.yml of a trained run")
         sp.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
 
-    e = sub.add_parser("eval", help="render held-out views; metrics.json with miou, pq, consistency")
+    e = sub.add_parser(
+        "eval", help="render held-out views; metrics.json with miou, pq, consistency"
+    )
     run_args(e)
     e.add_argument("--out", required=True)
     e.set_defaults(func=cmd_eval)
 
-    g = sub.add_parser("extract-grid", help="RGB+density grid (W,L,H,4) and instance argmax over the AABB")
+    g = sub.add_parser(
+        "extract-grid", help="RGB+density grid (W,L,H,4) and instance argmax over the AABB"
+    )
     run_args(g)
     g.add_argument("--out", required=True, help="output .npz")
     g.add_argument("--resolution", type=int, default=160, help="voxels along the longest AABB side")
-    g.add_argument("--num-views", type=int, default=8, help="training cameras whose view directions are averaged")
-    g.add_argument("--alpha", action="store_true", help="store alpha = 1 - exp(-sigma * voxel) instead of sigma")
+    g.add_argument(
+        "--num-views",
+        type=int,
+        default=8,
+        help="training cameras whose view directions are averaged",
+    )
+    g.add_argument(
+        "--alpha",
+        action="store_true",
+        help="store alpha = 1 - exp(-sigma * voxel) instead of sigma",
+    )
     g.add_argument("--min-density", type=float, default=5.0)
     g.set_defaults(func=cmd_extract_grid)
 
@@ -185,12 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Console entry point: bad input exits with status 2 and one line naming the file."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (InstanceNerfError, OSError, ValueError, KeyError, EOFError) as exc:
+        if args.verbose:
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        parser.exit(2, f"{parser.prog}: error: {message}\n")
 
 
 if __name__ == "__main__":

@@ -1,1 +1,1 @@
-"""data seam of instance_nerf."""
+"""Scene data: the ``instance-nerf-data`` dataparser, mask dataset/datamanager, procedural rooms, readers and atomic writers."""

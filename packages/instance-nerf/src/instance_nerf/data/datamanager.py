@@ -33,7 +33,9 @@ class InstanceDataManager(VanillaDataManager[InstanceDataset]):
         patch = int(self.config.patch_size)
         if patch > 1:
             if num_rays_per_batch < patch * patch:
-                raise ValueError(f"{num_rays_per_batch} rays per batch is less than one {patch}x{patch} patch")
+                raise ValueError(
+                    f"{num_rays_per_batch} rays per batch is less than one {patch}x{patch} patch"
+                )
             return PatchPixelSamplerConfig(patch_size=patch).setup(
                 patch_size=patch, num_rays_per_batch=num_rays_per_batch
             )

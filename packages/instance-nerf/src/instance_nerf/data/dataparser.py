@@ -143,8 +143,12 @@ class InstanceDataParser(DataParser):
         k = torch.tensor(intr, dtype=torch.float32)
         cameras = Cameras(
             camera_to_worlds=c2w,
-            fx=k[:, 0:1], fy=k[:, 1:2], cx=k[:, 2:3], cy=k[:, 3:4],
-            width=k[:, 4:5].int(), height=k[:, 5:6].int(),
+            fx=k[:, 0:1],
+            fy=k[:, 1:2],
+            cx=k[:, 2:3],
+            cy=k[:, 3:4],
+            width=k[:, 4:5].int(),
+            height=k[:, 5:6].int(),
             camera_type=CameraType.PERSPECTIVE,
         )
         if "aabb" in meta:
@@ -186,7 +190,9 @@ class InstanceDataParser(DataParser):
         return [fx, fy, cx, cy, float(w), float(h)]
 
     @staticmethod
-    def _check_mask_sizes(images: list[Path], masks: list[Path | None], intr: list[list[float]]) -> None:
+    def _check_mask_sizes(
+        images: list[Path], masks: list[Path | None], intr: list[list[float]]
+    ) -> None:
         for img, mask, k in zip(images, masks, intr):
             if mask is None:
                 continue

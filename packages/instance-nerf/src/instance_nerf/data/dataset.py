@@ -9,6 +9,8 @@ import torch
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from PIL import Image
 
+from instance_nerf.data.io import atomic_path
+
 IGNORE_8BIT = 255
 IGNORE_16BIT = 65535
 
@@ -17,7 +19,9 @@ def load_instance_mask(path: Path, ignore_value: int | None = None) -> np.ndarra
     """Read a single-channel id PNG as int64 (H, W) with the ignore value mapped to -1."""
     with Image.open(path) as im:
         if im.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
-            raise ValueError(f"{path}: instance mask must be single-channel 8/16-bit, got mode {im.mode}")
+            raise ValueError(
+                f"{path}: instance mask must be single-channel 8/16-bit, got mode {im.mode}"
+            )
         arr = np.array(im).astype(np.int64)
         bits16 = im.mode.startswith("I")
     ignore = ignore_value if ignore_value is not None else (IGNORE_16BIT if bits16 else IGNORE_8BIT)
@@ -32,9 +36,8 @@ def save_instance_mask(path: Path, ids: np.ndarray) -> None:
         img = Image.fromarray(np.where(ids < 0, IGNORE_16BIT, ids).astype(np.uint16))
     else:
         img = Image.fromarray(np.where(ids < 0, IGNORE_8BIT, ids).astype(np.uint8), mode="L")
-    tmp = path.with_name(path.name + ".tmp.png")
-    img.save(tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
 
 
 class InstanceDataset(InputDataset):
@@ -54,7 +57,9 @@ class InstanceDataset(InputDataset):
             return {"instance": torch.full((h, w, 1), -1, dtype=torch.long)}
         ids = load_instance_mask(Path(path), self.ignore_value)
         if self.num_instances and ids.max(initial=-1) >= self.num_instances:
-            raise ValueError(f"{path}: instance id {ids.max()} >= num_instances {self.num_instances}")
+            raise ValueError(
+                f"{path}: instance id {ids.max()} >= num_instances {self.num_instances}"
+            )
         if ids.shape != (h, w):
             if self.scale_factor == 1.0:
                 raise ValueError(f"{path}: mask is {ids.shape[::-1]}, image is {(w, h)}")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from instance_nerf.data.dataset import save_instance_mask
+from instance_nerf.data.io import write_json
 
 
 def _shift_or(m: np.ndarray) -> np.ndarray:
@@ -25,8 +25,9 @@ def morph(mask: np.ndarray, steps: int) -> np.ndarray:
     return out
 
 
-def perturb_view(ids: np.ndarray, rng: np.random.Generator, p_drop: float = 0.15,
-                 p_blob: float = 0.5) -> tuple[np.ndarray, dict[int, int]]:
+def perturb_view(
+    ids: np.ndarray, rng: np.random.Generator, p_drop: float = 0.15, p_blob: float = 0.5
+) -> tuple[np.ndarray, dict[int, int]]:
     """Erode/dilate, drop instances, add a false blob, then permute ids.
 
     Returns the noisy map and {noisy id: GT id (or -1 for a false blob)}.
@@ -58,7 +59,9 @@ def perturb_view(ids: np.ndarray, rng: np.random.Generator, p_drop: float = 0.15
     return remap[out], mapping
 
 
-def write_noisy_masks(out: Path, views: list[np.ndarray], files: list[str], rng: np.random.Generator) -> None:
+def write_noisy_masks(
+    out: Path, views: list[np.ndarray], files: list[str], rng: np.random.Generator
+) -> None:
     """Write ``instances_noisy/<stem>.png`` and ``instances_noisy/mapping.json``."""
     folder = Path(out) / "instances_noisy"
     folder.mkdir(parents=True, exist_ok=True)
@@ -68,4 +71,4 @@ def write_noisy_masks(out: Path, views: list[np.ndarray], files: list[str], rng:
         stem = Path(f).stem
         save_instance_mask(folder / f"{stem}.png", noisy)
         mappings[stem] = {str(k): v for k, v in mapping.items()}
-    (folder / "mapping.json").write_text(json.dumps(mappings, indent=1))
+    write_json(folder / "mapping.json", mappings, indent=1)

@@ -7,9 +7,7 @@ from the open corner. Every view is ray-cast analytically, so masks and depth ar
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from instance_nerf.data.dataset import save_instance_mask
+from instance_nerf.data.io import InstanceNerfError, atomic_path, save_npz, write_json
 from instance_nerf.data.primitives import Box, Cylinder, Primitive, Sphere
 
 CLASSES = ["background", "box", "sphere", "cylinder"]
@@ -43,11 +42,33 @@ def build_scene(rng: np.random.Generator, num_objects: int) -> list[Primitive]:
     """Floor + two walls (instance 0) and ``num_objects`` non-overlapping objects (ids 1..K)."""
     grey = lambda v: np.array([v, v, v])  # noqa: E731
     prims: list[Primitive] = [
-        Box(0, 0, grey(0.75), grey(0.55), 4.0, lo=np.array([-1.05, -1.05, -0.05]), hi=np.array([1.0, 1.0, 0.0])),
-        Box(0, 0, np.array([0.85, 0.8, 0.7]), np.array([0.7, 0.65, 0.55]), 3.0,
-            lo=np.array([-1.05, -1.05, 0.0]), hi=np.array([-1.0, 1.0, 0.9])),
-        Box(0, 0, np.array([0.7, 0.78, 0.85]), np.array([0.55, 0.62, 0.7]), 3.0,
-            lo=np.array([-1.0, -1.05, 0.0]), hi=np.array([1.0, -1.0, 0.9])),
+        Box(
+            0,
+            0,
+            grey(0.75),
+            grey(0.55),
+            4.0,
+            lo=np.array([-1.05, -1.05, -0.05]),
+            hi=np.array([1.0, 1.0, 0.0]),
+        ),
+        Box(
+            0,
+            0,
+            np.array([0.85, 0.8, 0.7]),
+            np.array([0.7, 0.65, 0.55]),
+            3.0,
+            lo=np.array([-1.05, -1.05, 0.0]),
+            hi=np.array([-1.0, 1.0, 0.9]),
+        ),
+        Box(
+            0,
+            0,
+            np.array([0.7, 0.78, 0.85]),
+            np.array([0.55, 0.62, 0.7]),
+            3.0,
+            lo=np.array([-1.0, -1.05, 0.0]),
+            hi=np.array([1.0, -1.0, 0.9]),
+        ),
     ]
     placed: list[tuple[float, float, float]] = []
     kinds = ["box", "sphere", "cylinder"]
@@ -62,19 +83,42 @@ def build_scene(rng: np.random.Generator, num_objects: int) -> list[Primitive]:
         placed.append((x, y, r))
         kind = kinds[(inst - 1) % 3] if inst <= 3 else kinds[int(rng.integers(3))]
         hue = rng.uniform(0, 1)
-        ca = np.clip(np.array([math.cos(2 * math.pi * (hue + k / 3)) for k in range(3)]) * 0.4 + 0.55, 0, 1)
+        ca = np.clip(
+            np.array([math.cos(2 * math.pi * (hue + k / 3)) for k in range(3)]) * 0.4 + 0.55, 0, 1
+        )
         cb = ca * 0.55
         freq = float(rng.uniform(6.0, 12.0))
         cls = CLASSES.index(kind)
         if kind == "box":
             hx, hy = r * rng.uniform(0.7, 1.0, size=2)
             hz = rng.uniform(0.15, 0.5)
-            prims.append(Box(inst, cls, ca, cb, freq, lo=np.array([x - hx, y - hy, 0.0]), hi=np.array([x + hx, y + hy, hz])))
+            prims.append(
+                Box(
+                    inst,
+                    cls,
+                    ca,
+                    cb,
+                    freq,
+                    lo=np.array([x - hx, y - hy, 0.0]),
+                    hi=np.array([x + hx, y + hy, hz]),
+                )
+            )
         elif kind == "sphere":
             prims.append(Sphere(inst, cls, ca, cb, freq, center=np.array([x, y, r]), radius=r))
         else:
-            prims.append(Cylinder(inst, cls, ca, cb, freq, center_xy=np.array([x, y]), radius=0.85 * r,
-                                  z0=0.0, z1=float(rng.uniform(0.2, 0.6))))
+            prims.append(
+                Cylinder(
+                    inst,
+                    cls,
+                    ca,
+                    cb,
+                    freq,
+                    center_xy=np.array([x, y]),
+                    radius=0.85 * r,
+                    z0=0.0,
+                    z1=float(rng.uniform(0.2, 0.6)),
+                )
+            )
     return prims
 
 
@@ -105,13 +149,17 @@ def make_cameras(rng: np.random.Generator, n: int) -> list[np.ndarray]:
 def camera_rays(c2w: np.ndarray, w: int, h: int, focal: float) -> tuple[np.ndarray, np.ndarray]:
     """Unit ray directions through pixel centres (same convention as nerfstudio)."""
     u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
-    dirs = np.stack([(u - w / 2) / focal, -(v - h / 2) / focal, -np.ones_like(u)], -1).reshape(-1, 3)
+    dirs = np.stack([(u - w / 2) / focal, -(v - h / 2) / focal, -np.ones_like(u)], -1).reshape(
+        -1, 3
+    )
     dirs = dirs @ c2w[:3, :3].T
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     return np.broadcast_to(c2w[:3, 3], dirs.shape).copy(), dirs
 
 
-def render_view(prims: list[Primitive], c2w: np.ndarray, w: int, h: int, focal: float) -> dict[str, np.ndarray]:
+def render_view(
+    prims: list[Primitive], c2w: np.ndarray, w: int, h: int, focal: float
+) -> dict[str, np.ndarray]:
     """Exact RGB (H,W,3 float), depth along the ray (0 = miss), instance and semantic ids."""
     o, d = camera_rays(c2w, w, h, focal)
     best_t = np.full(len(o), np.inf)
@@ -159,16 +207,10 @@ def voxel_grid(prims: list[Primitive], resolution: int) -> tuple[np.ndarray, np.
     return grid.reshape(*dims), SCENE_AABB.copy()
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 def generate(out: Path, cfg: SynthConfig, noisy_masks: bool = False) -> dict:
     """Write a scene to ``out`` and return a summary dict."""
     if cfg.num_objects < 1:
-        raise ValueError("num_objects must be >= 1")
+        raise InstanceNerfError("num_objects must be >= 1")
     out = Path(out)
     for sub in ("images", "instances", "semantics", "depth"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -180,46 +222,69 @@ def generate(out: Path, cfg: SynthConfig, noisy_masks: bool = False) -> dict:
     for i, c2w in enumerate(cams):
         view = render_view(prims, c2w, cfg.width, cfg.height, focal)
         name = f"frame_{i:04d}"
-        Image.fromarray((view["rgb"] * 255 + 0.5).astype(np.uint8)).save(out / "images" / f"{name}.png")
+        with atomic_path(out / "images" / f"{name}.png") as tmp:
+            Image.fromarray((view["rgb"] * 255 + 0.5).astype(np.uint8)).save(tmp)
         save_instance_mask(out / "instances" / f"{name}.png", view["instance"])
         save_instance_mask(out / "semantics" / f"{name}.png", view["semantic"])
-        np.save(out / "depth" / f"{name}.npy", view["depth"])
-        frames.append({
-            "file_path": f"images/{name}.png",
-            "instance_file_path": f"instances/{name}.png",
-            "semantic_file_path": f"semantics/{name}.png",
-            "depth_file_path": f"depth/{name}.npy",
-            "transform_matrix": c2w.tolist(),
-            "split": "test" if i % cfg.test_every == cfg.test_every // 2 else "train",
-        })
+        with atomic_path(out / "depth" / f"{name}.npy") as tmp:
+            np.save(tmp, view["depth"])
+        frames.append(
+            {
+                "file_path": f"images/{name}.png",
+                "instance_file_path": f"instances/{name}.png",
+                "semantic_file_path": f"semantics/{name}.png",
+                "depth_file_path": f"depth/{name}.npy",
+                "transform_matrix": c2w.tolist(),
+                "split": "test" if i % cfg.test_every == cfg.test_every // 2 else "train",
+            }
+        )
         views.append(view)
     transforms = {
-        "fl_x": focal, "fl_y": focal, "cx": cfg.width / 2, "cy": cfg.height / 2,
-        "w": cfg.width, "h": cfg.height, "aabb": SCENE_AABB.tolist(), "frames": frames,
+        "fl_x": focal,
+        "fl_y": focal,
+        "cx": cfg.width / 2,
+        "cy": cfg.height / 2,
+        "w": cfg.width,
+        "h": cfg.height,
+        "aabb": SCENE_AABB.tolist(),
+        "frames": frames,
     }
     objects = [p for p in prims if p.instance_id > 0]
     instances = {
         "num_instances": len(objects) + 1,
         "classes": CLASSES,
-        "instances": [{"id": 0, "class": "background", "class_id": 0}] + [
-            {"id": p.instance_id, "class": p.kind, "class_id": p.class_id, "aabb": p.aabb().tolist()}
+        "instances": [{"id": 0, "class": "background", "class_id": 0}]
+        + [
+            {
+                "id": p.instance_id,
+                "class": p.kind,
+                "class_id": p.class_id,
+                "aabb": p.aabb().tolist(),
+            }
             for p in objects
         ],
     }
     grid, bounds = voxel_grid(prims, cfg.voxel_resolution)
-    tmp = out / "scene.tmp.npz"
-    np.savez_compressed(
-        tmp, instance_grid=grid, grid_bounds=bounds,
+    save_npz(
+        out / "scene.npz",
+        instance_grid=grid,
+        grid_bounds=bounds,
         aabbs=np.array([p.aabb().reshape(-1) for p in objects]),
         instance_ids=np.array([p.instance_id for p in objects]),
         class_ids=np.array([p.class_id for p in objects]),
     )
-    os.replace(tmp, out / "scene.npz")
-    _write_json(out / "instances.json", instances)
+    write_json(out / "instances.json", instances, indent=1)
     if noisy_masks:
         from instance_nerf.data.noisy import write_noisy_masks
 
-        write_noisy_masks(out, [v["instance"] for v in views], [f["file_path"] for f in frames], rng)
-    _write_json(out / "transforms.json", transforms)
-    return {"out": str(out), "views": len(frames), "objects": len(objects),
-            "train": sum(f["split"] == "train" for f in frames), "test": sum(f["split"] == "test" for f in frames)}
+        write_noisy_masks(
+            out, [v["instance"] for v in views], [f["file_path"] for f in frames], rng
+        )
+    write_json(out / "transforms.json", transforms, indent=1)
+    return {
+        "out": str(out),
+        "views": len(frames),
+        "objects": len(objects),
+        "train": sum(f["split"] == "train" for f in frames),
+        "test": sum(f["split"] == "test" for f in frames),
+    }

@@ -1,1 +1,1 @@
-"""engine seam of instance_nerf."""
+"""Running things: trainer configs (``config``), checkpoints and finished runs, grid extraction, inference, the demo."""

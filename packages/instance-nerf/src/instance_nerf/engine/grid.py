@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from instance_nerf.data.io import InstanceNerfError, atomic_write, read_npy, save_npz
 
 # fn(points (N,3), dirs (K,3) unit view directions per camera origin) -> rgb (N,3), sigma (N,), logits (N,L)
 FieldFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
@@ -17,14 +20,20 @@ def grid_axes(aabb: np.ndarray, resolution: int) -> list[np.ndarray]:
     aabb = np.asarray(aabb, dtype=np.float64)
     ext = aabb[1] - aabb[0]
     if np.any(ext <= 0):
-        raise ValueError(f"degenerate AABB {aabb.tolist()}")
+        raise InstanceNerfError(f"degenerate AABB {aabb.tolist()}")
     dims = np.maximum(np.round(ext / ext.max() * resolution).astype(int), 1)
     return [aabb[0, i] + (np.arange(dims[i]) + 0.5) * ext[i] / dims[i] for i in range(3)]
 
 
 @torch.no_grad()
-def extract_grid(fn: FieldFn, aabb: np.ndarray, resolution: int, cam_origins: Tensor, chunk: int = 65536,
-                 alpha: bool = False) -> dict[str, np.ndarray]:
+def extract_grid(
+    fn: FieldFn,
+    aabb: np.ndarray,
+    resolution: int,
+    cam_origins: Tensor,
+    chunk: int = 65536,
+    alpha: bool = False,
+) -> dict[str, np.ndarray]:
     """Return rgbsigma (W, L, H, 4) (x -> W, y -> L, z -> H, z-up), instance argmax and its probability.
 
     RGB is averaged over the directions from each camera origin to the voxel; sigma is raw density
@@ -70,7 +79,9 @@ def model_field_fn(model, device: torch.device | str = "cpu") -> FieldFn:
         n = len(p)
         z = torch.zeros(n, 1, device=device)
         return RaySamples(
-            frustums=Frustums(origins=p, directions=d, starts=z, ends=z, pixel_area=torch.ones_like(z)),
+            frustums=Frustums(
+                origins=p, directions=d, starts=z, ends=z, pixel_area=torch.ones_like(z)
+            ),
             camera_indices=torch.zeros(n, 1, dtype=torch.long, device=device),
         )
 
@@ -101,22 +112,98 @@ def query_points(fn: FieldFn, points: Tensor, chunk: int = 65536) -> dict[str, n
         ids.append(k.cpu())
         probs.append(conf.cpu())
         dens.append(sigma.reshape(-1).cpu())
-    return {"instance": torch.cat(ids).numpy(), "probability": torch.cat(probs).numpy(),
-            "density": torch.cat(dens).numpy()}
+    return {
+        "instance": torch.cat(ids).numpy(),
+        "probability": torch.cat(probs).numpy(),
+        "density": torch.cat(dens).numpy(),
+    }
 
 
-def write_ply(path, xyz: np.ndarray, rgb: np.ndarray) -> None:
-    """ASCII PLY point cloud with uint8 colours, written to a temp name then renamed."""
-    from pathlib import Path
+def query_run(
+    pipeline,
+    points_file: str | Path,
+    out: str | Path | None = None,
+    device: str = "cpu",
+    show: int = 10,
+) -> list[str]:
+    """Query a run's field at the (N, 3) points of a ``.npy`` file; optionally save an ``.npz``; return rows."""
+    pts = read_npy(points_file)
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise InstanceNerfError(f"{points_file}: expected an (N, 3) array, got shape {pts.shape}")
+    res = query_points(
+        model_field_fn(pipeline.model, device), torch.from_numpy(pts.astype(np.float32))
+    )
+    if out:
+        save_npz(out, points=pts, **res)
+    rows = zip(pts, res["instance"], res["probability"], res["density"])
+    return [
+        f"{p[0]:+.3f} {p[1]:+.3f} {p[2]:+.3f}  id={int(k)}  p={float(pr):.3f}  density={float(d):.3f}"
+        for p, k, pr, d in list(rows)[:show]
+    ]
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+
+def write_ply(path: str | Path, xyz: np.ndarray, rgb: np.ndarray) -> Path:
+    """ASCII PLY point cloud with uint8 colours, written atomically."""
     col = np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
-    with open(tmp, "w") as f:
+    with atomic_write(path) as f:
         f.write("ply\nformat ascii 1.0\n")
         f.write(f"element vertex {len(xyz)}\n")
         f.write("property float x\nproperty float y\nproperty float z\n")
         f.write("property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n")
         for (x, y, z), (r, g, b) in zip(xyz, col):
             f.write(f"{x:.5f} {y:.5f} {z:.5f} {r} {g} {b}\n")
-    tmp.replace(path)
+    return Path(path)
+
+
+def pipeline_grid(
+    pipeline,
+    resolution: int,
+    num_views: int,
+    alpha: bool = False,
+    device: torch.device | str = "cpu",
+) -> dict[str, np.ndarray]:
+    """:func:`extract_grid` over a loaded pipeline's scene box, colours averaged over ``num_views`` train cameras."""
+    fn = model_field_fn(pipeline.model, device)
+    aabb = pipeline.model.scene_box.aabb.cpu().numpy()
+    cams = pipeline.datamanager.train_dataset.cameras.camera_to_worlds[:, :3, 3]
+    idx = np.linspace(0, len(cams) - 1, min(num_views, len(cams))).round().astype(int)
+    grid = extract_grid(fn, aabb, resolution, cams[idx], alpha=alpha)
+    grid["sigma_is_alpha"] = np.array(bool(alpha))
+    return grid
+
+
+def occupied_per_instance(grid: dict[str, np.ndarray], min_density: float) -> dict[int, int]:
+    """Voxels above ``min_density`` per argmax instance id."""
+    ids, counts = np.unique(
+        grid["instance"][grid["rgbsigma"][..., 3] > min_density], return_counts=True
+    )
+    return {int(i): int(c) for i, c in zip(ids, counts)}
+
+
+def save_grid(path: str | Path, grid: dict[str, np.ndarray]) -> Path:
+    """Write a grid dict (``rgbsigma``, ``instance``, ...) as a compressed ``.npz``, atomically."""
+    return save_npz(path, **grid)
+
+
+def export_instances_ply(
+    grid: dict[str, np.ndarray], out: str | Path, min_density: float, with_background: bool = False
+) -> dict[int, int]:
+    """One ``instance_XXX.ply`` per instance id (occupied voxel centres with their colour); returns point counts."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dims = grid["instance"].shape
+    aabb = np.stack([grid["bbox_min"], grid["bbox_max"]]).astype(np.float64)
+    axes = [
+        aabb[0, i] + (np.arange(dims[i]) + 0.5) * (aabb[1, i] - aabb[0, i]) / dims[i]
+        for i in range(3)
+    ]
+    xyz = np.stack(np.meshgrid(*axes, indexing="ij"), -1)
+    occ = grid["rgbsigma"][..., 3] > min_density
+    written = {}
+    for k in np.unique(grid["instance"][occ]):
+        if k == 0 and not with_background:
+            continue
+        sel = occ & (grid["instance"] == k)
+        write_ply(out / f"instance_{int(k):03d}.ply", xyz[sel], grid["rgbsigma"][sel][:, :3])
+        written[int(k)] = int(sel.sum())
+    return written

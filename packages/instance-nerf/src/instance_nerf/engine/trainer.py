@@ -8,7 +8,7 @@ from typing import Literal
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from instance_nerf.engine.offline import latest_checkpoint, load_checkpoint, offline_lpips
+from instance_nerf.models.offline import latest_checkpoint, load_checkpoint, offline_lpips
 
 
 class WeightsOnlyTrainer(Trainer):

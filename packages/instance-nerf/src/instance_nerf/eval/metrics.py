@@ -18,7 +18,9 @@ def to_semantic(ids: np.ndarray, id_to_class: dict[int, int]) -> np.ndarray:
     return np.where(ids < 0, IGNORE, lut[np.clip(ids, 0, None)])
 
 
-def mean_iou(gts: Sequence[np.ndarray], preds: Sequence[np.ndarray]) -> tuple[float, dict[int, float]]:
+def mean_iou(
+    gts: Sequence[np.ndarray], preds: Sequence[np.ndarray]
+) -> tuple[float, dict[int, float]]:
     """mIoU over classes present in GT or prediction, accumulated over all views; -1 pixels skipped."""
     inter: Counter = Counter()
     union: Counter = Counter()
@@ -51,7 +53,9 @@ def panoptic_quality(
         segs_g = {int(i): (gt == i) & valid for i in np.unique(gt[valid]) if i > 0}
         segs_p = {int(i): (pr == i) & valid for i in np.unique(pr[valid]) if i > 0}
         segs_g = {i: m for i, m in segs_g.items() if gt_classes.get(i, 0) not in background_classes}
-        segs_p = {i: m for i, m in segs_p.items() if pred_classes.get(i, 0) not in background_classes}
+        segs_p = {
+            i: m for i, m in segs_p.items() if pred_classes.get(i, 0) not in background_classes
+        }
         matched_g, matched_p = set(), set()
         for gi, gm in segs_g.items():
             c = gt_classes.get(gi, 0)
@@ -80,7 +84,9 @@ def panoptic_quality(
     return (float(np.mean(list(per.values()))) if per else 0.0), per
 
 
-def consistency(gt_ids: Sequence[np.ndarray], pred_ids: Sequence[np.ndarray], min_pixels: int = 4) -> float:
+def consistency(
+    gt_ids: Sequence[np.ndarray], pred_ids: Sequence[np.ndarray], min_pixels: int = 4
+) -> float:
     """Fraction of GT objects whose majority predicted id is the same (and not 0) in every view.
 
     Only views where the object covers at least ``min_pixels`` pixels count.

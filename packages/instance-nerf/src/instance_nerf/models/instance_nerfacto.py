@@ -12,12 +12,28 @@ from nerfstudio.model_components.losses import scale_gradients_by_distance_squar
 from nerfstudio.models.nerfacto import NerfactoModel, NerfactoModelConfig
 from torch.nn import Parameter
 
-from instance_nerf.engine.offline import latest_checkpoint, load_checkpoint, offline_lpips
 from instance_nerf.models.instance_field import InstanceNerfactoField
 from instance_nerf.models.losses import instance_ce_loss, patch_smoothness_loss, render_logits
+from instance_nerf.models.offline import latest_checkpoint, load_checkpoint, offline_lpips
 from instance_nerf.models.palette import colorize
 
 DEFAULT_NUM_INSTANCES = 8
+
+
+@dataclass
+class InstanceFieldConfig:
+    """Sizes of the instance branch: its own hash grid and MLP (the geometry feature comes from nerfacto)."""
+
+    num_levels: int = 16
+    """Hash-grid levels."""
+    max_res: int = 1024
+    """Finest hash-grid resolution."""
+    log2_hashmap_size: int = 17
+    """log2 of the hash-table size per level."""
+    hidden_dim: int = 64
+    """Width of the logits MLP."""
+    num_layers: int = 3
+    """Layers of the logits MLP."""
 
 
 @dataclass
@@ -37,10 +53,8 @@ class InstanceNerfModelConfig(NerfactoModelConfig):
     """lambda: weight of the depth-weighted patch smoothness term relative to cross-entropy."""
     regularizer_depth_scale: float = 1.0
     """Depth differences are multiplied by this before exp(-d^2)."""
-    instance_num_levels: int = 16
-    instance_max_res: int = 1024
-    instance_log2_hashmap_size: int = 17
-    instance_hidden_dim: int = 64
+    instance_field: InstanceFieldConfig = field(default_factory=InstanceFieldConfig)
+    """Sizes of the instance branch."""
 
 
 class InstanceNerfModel(NerfactoModel):
@@ -56,7 +70,9 @@ class InstanceNerfModel(NerfactoModel):
         meta = self.kwargs.get("metadata", {}) or {}
         num = self.config.num_instances or int(meta.get("num_instances", 0) or 0)
         self.num_instances = num if num > 0 else DEFAULT_NUM_INSTANCES
-        contraction = None if self.config.disable_scene_contraction else SceneContraction(order=float("inf"))
+        contraction = (
+            None if self.config.disable_scene_contraction else SceneContraction(order=float("inf"))
+        )
         c = self.config
         self.field = InstanceNerfactoField(
             self.scene_box.aabb,
@@ -75,10 +91,11 @@ class InstanceNerfModel(NerfactoModel):
             average_init_density=c.average_init_density,
             implementation=c.implementation,
             num_instances=self.num_instances,
-            instance_num_levels=c.instance_num_levels,
-            instance_max_res=c.instance_max_res,
-            instance_log2_hashmap_size=c.instance_log2_hashmap_size,
-            instance_hidden_dim=c.instance_hidden_dim,
+            instance_num_levels=c.instance_field.num_levels,
+            instance_max_res=c.instance_field.max_res,
+            instance_log2_hashmap_size=c.instance_field.log2_hashmap_size,
+            instance_hidden_dim=c.instance_field.hidden_dim,
+            instance_num_layers=c.instance_field.num_layers,
         )
         self.nerf_frozen = False
         if c.nerfacto_checkpoint is not None:
@@ -106,9 +123,15 @@ class InstanceNerfModel(NerfactoModel):
                 f"{tuple(weights[bad[0]].shape)} vs {tuple(own[bad[0]].shape)}); use the same nerfacto sizes"
             )
         missing, unexpected = self.load_state_dict(weights, strict=False)
-        missing = [k for k in missing if not k.startswith(("field.instance_", "lpips.", "camera_optimizer."))]
+        missing = [
+            k
+            for k in missing
+            if not k.startswith(("field.instance_", "lpips.", "camera_optimizer."))
+        ]
         if missing or unexpected:
-            raise ValueError(f"{path}: not a nerfacto checkpoint (missing {missing[:3]}, unexpected {unexpected[:3]})")
+            raise ValueError(
+                f"{path}: not a nerfacto checkpoint (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
 
     def freeze_nerf(self) -> None:
         """Stop gradients to everything except the instance branch."""
@@ -132,6 +155,10 @@ class InstanceNerfModel(NerfactoModel):
 
     # ----------------------------------------------------------------- forward
     def get_outputs(self, ray_bundle):
+        # This repeats NerfactoModel.get_outputs instead of calling it, because the instance branch needs
+        # two intermediates nerfacto does not return: the contracted sample positions and the geometry
+        # feature of the final samples. Recomputing them would cost a second density pass. The nerfacto
+        # part runs without gradients when the NeRF is frozen (two-stage mode).
         frozen = self.nerf_frozen
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
             if self.training and not frozen:
@@ -151,7 +178,9 @@ class InstanceNerfModel(NerfactoModel):
             outputs = {
                 "rgb": self.renderer_rgb(rgb=field_outputs[FieldHeadNames.RGB], weights=weights),
                 "accumulation": self.renderer_accumulation(weights=weights),
-                "expected_depth": self.renderer_expected_depth(weights=weights, ray_samples=ray_samples),
+                "expected_depth": self.renderer_expected_depth(
+                    weights=weights, ray_samples=ray_samples
+                ),
             }
             with torch.no_grad():
                 outputs["depth"] = self.renderer_depth(weights=weights, ray_samples=ray_samples)
@@ -186,20 +215,28 @@ class InstanceNerfModel(NerfactoModel):
             loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
         if "instance" not in batch:
             if self.nerf_frozen:
-                raise ValueError("two-stage instance training needs instance masks (none in the batch)")
+                raise ValueError(
+                    "two-stage instance training needs instance masks (none in the batch)"
+                )
             return loss_dict
         labels = batch["instance"].to(self.device)
         if int(labels.max()) >= self.num_instances:
-            raise ValueError(f"instance id {int(labels.max())} >= num_instances {self.num_instances}")
+            raise ValueError(
+                f"instance id {int(labels.max())} >= num_instances {self.num_instances}"
+            )
         mult = self.config.instance_loss_mult
         loss_dict["instance_ce_loss"] = mult * instance_ce_loss(outputs["instance_logits"], labels)
         patch = int(batch.get("patch_size", 1))
         if self.training and patch > 1 and self.config.regularizer_mult > 0:
-            loss_dict["instance_reg_loss"] = mult * self.config.regularizer_mult * patch_smoothness_loss(
-                outputs["instance_logits"],
-                outputs["expected_depth"],
-                patch,
-                self.config.regularizer_depth_scale,
+            loss_dict["instance_reg_loss"] = (
+                mult
+                * self.config.regularizer_mult
+                * patch_smoothness_loss(
+                    outputs["instance_logits"],
+                    outputs["expected_depth"],
+                    patch,
+                    self.config.regularizer_depth_scale,
+                )
             )
         return loss_dict
 

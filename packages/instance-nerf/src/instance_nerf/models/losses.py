@@ -30,7 +30,9 @@ def instance_ce_loss(logits: Tensor, labels: Tensor) -> Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1])[valid], labels[valid])
 
 
-def patch_smoothness_loss(logits: Tensor, depth: Tensor, patch_size: int, depth_scale: float = 1.0) -> Tensor:
+def patch_smoothness_loss(
+    logits: Tensor, depth: Tensor, patch_size: int, depth_scale: float = 1.0
+) -> Tensor:
     """Depth-weighted smoothness of rendered logits inside square pixel patches.
 
     Rays are ordered as nerfstudio's PatchPixelSampler emits them: patch-major, then row, then column.

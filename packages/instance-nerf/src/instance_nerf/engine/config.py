@@ -1,7 +1,12 @@
-"""Small CPU-friendly trainer configs for nerfacto and instance-nerf (tests, demo, benchmarks)."""
+"""Trainer configs: the ``instance-nerf`` method (what ``ns-train`` runs) and small CPU ones (tests, demo, benchmarks).
+
+nerfstudio keeps configs as Python objects; this module builds and derives them. ``method.py`` (the
+entry point) imports it, nothing imports ``method.py``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
@@ -13,7 +18,10 @@ from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.models.nerfacto import NerfactoModelConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 
+from instance_nerf.data.datamanager import InstanceDataManagerConfig
+from instance_nerf.data.dataparser import InstanceDataParserConfig
 from instance_nerf.engine.trainer import WeightsOnlyTrainerConfig
+from instance_nerf.models.instance_nerfacto import InstanceFieldConfig, InstanceNerfModelConfig
 
 
 def _adam(lr: float, final: float, steps: int) -> dict:
@@ -32,8 +40,39 @@ def nerfacto_optimizers(steps: int = 200000) -> dict:
     }
 
 
-def small_nerfacto_model(**overrides) -> NerfactoModelConfig:
-    """Nerfacto with the pure-torch backend and sizes that train in minutes on a CPU."""
+def instance_optimizers(steps: int = 200000) -> dict:
+    """Nerfacto's groups plus the instance field's."""
+    return {**nerfacto_optimizers(steps), "instance_field": _adam(3e-2, 3e-3, steps)}
+
+
+def instance_nerf_config() -> WeightsOnlyTrainerConfig:
+    """Default trainer config of the ``instance-nerf`` method (``ns-train instance-nerf``)."""
+    return WeightsOnlyTrainerConfig(
+        method_name="instance-nerf",
+        steps_per_eval_batch=500,
+        steps_per_save=2000,
+        max_num_iterations=30000,
+        mixed_precision=True,
+        pipeline=VanillaPipelineConfig(
+            datamanager=InstanceDataManagerConfig(
+                dataparser=InstanceDataParserConfig(),
+                train_num_rays_per_batch=4096,
+                eval_num_rays_per_batch=4096,
+            ),
+            model=InstanceNerfModelConfig(
+                eval_num_rays_per_chunk=1 << 15, average_init_density=0.01
+            ),
+        ),
+        optimizers=instance_optimizers(),
+        viewer=ViewerConfig(num_rays_per_chunk=1 << 15),
+        vis="viewer",
+    )
+
+
+def small_nerfacto_model(
+    config_cls: type[NerfactoModelConfig] = NerfactoModelConfig, **overrides
+) -> NerfactoModelConfig:
+    """Nerfacto (or a subclass config) with the pure-torch backend and sizes that train in minutes on a CPU."""
     kw = dict(
         implementation="torch",
         eval_num_rays_per_chunk=4096,
@@ -47,12 +86,24 @@ def small_nerfacto_model(**overrides) -> NerfactoModelConfig:
         max_res=256,
         num_levels=8,
         proposal_net_args_list=[
-            {"hidden_dim": 16, "log2_hashmap_size": 14, "num_levels": 4, "max_res": 64, "use_linear": False},
-            {"hidden_dim": 16, "log2_hashmap_size": 14, "num_levels": 4, "max_res": 128, "use_linear": False},
+            {
+                "hidden_dim": 16,
+                "log2_hashmap_size": 14,
+                "num_levels": 4,
+                "max_res": 64,
+                "use_linear": False,
+            },
+            {
+                "hidden_dim": 16,
+                "log2_hashmap_size": 14,
+                "num_levels": 4,
+                "max_res": 128,
+                "use_linear": False,
+            },
         ],
     )
     kw.update(overrides)
-    return NerfactoModelConfig(**kw)
+    return config_cls(**kw)
 
 
 def nerfacto_cpu_config(
@@ -105,21 +156,20 @@ def instance_cpu_config(
     **model_overrides,
 ) -> WeightsOnlyTrainerConfig:
     """instance-nerf on the InstanceDataParser; two-stage when ``nerfacto_checkpoint`` is given."""
-    from instance_nerf.data.datamanager import InstanceDataManagerConfig
-    from instance_nerf.data.dataparser import InstanceDataParserConfig
-    from instance_nerf.method import instance_optimizers
-    from instance_nerf.models.instance_nerfacto import InstanceNerfModelConfig
-
-    base = small_nerfacto_model()
-    kw = {k: getattr(base, k) for k in (
-        "implementation", "eval_num_rays_per_chunk", "average_init_density", "camera_optimizer",
-        "num_nerf_samples_per_ray", "num_proposal_samples_per_ray", "hidden_dim", "hidden_dim_color",
-        "log2_hashmap_size", "max_res", "num_levels", "proposal_net_args_list")}
-    kw.update(instance_num_levels=6, instance_max_res=128, instance_log2_hashmap_size=15,
-              nerfacto_checkpoint=nerfacto_checkpoint)
-    kw.update(model_overrides)
-    cfg = nerfacto_cpu_config(data, InstanceDataParserConfig(data=Path(data)), output_dir, max_iters,
-                              rays_per_batch, device=device)
+    model = small_nerfacto_model(
+        InstanceNerfModelConfig,
+        instance_field=InstanceFieldConfig(num_levels=6, max_res=128, log2_hashmap_size=15),
+        nerfacto_checkpoint=nerfacto_checkpoint,
+    )
+    cfg = nerfacto_cpu_config(
+        data,
+        InstanceDataParserConfig(data=Path(data)),
+        output_dir,
+        max_iters,
+        rays_per_batch,
+        model=dataclasses.replace(model, **model_overrides),
+        device=device,
+    )
     cfg.method_name = cfg.experiment_name = "instance-nerf"
     cfg.pipeline.datamanager = InstanceDataManagerConfig(
         dataparser=InstanceDataParserConfig(data=Path(data)),
@@ -127,6 +177,5 @@ def instance_cpu_config(
         eval_num_rays_per_batch=rays_per_batch,
         patch_size=patch_size,
     )
-    cfg.pipeline.model = InstanceNerfModelConfig(**kw)
     cfg.optimizers = instance_optimizers()
     return cfg

@@ -1,4 +1,8 @@
-"""Offline-safe helpers: LPIPS without downloads and explicit ``weights_only`` checkpoint loading."""
+"""Offline-safe helpers the model needs while it is built: LPIPS without downloads and the weights-only reader.
+
+The allow-list lives here (not in ``engine/checkpoint.py``) because ``InstanceNerfModel`` loads a nerfacto
+checkpoint inside ``populate_modules``, and models must not import engine.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from instance_nerf.data.io import InstanceNerfError
 
 
 class DisabledLPIPS(nn.Module):
@@ -67,16 +73,36 @@ def _numpy_safe_globals() -> list:
     return allowed
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a nerfstudio checkpoint with ``weights_only=True`` (numpy scalars allow-listed)."""
+def load_weights(
+    path: str | Path, allowed: list | None = None, what: str = "instance-nerf checkpoint"
+) -> Any:
+    """``torch.load(weights_only=True)`` with the numpy scalars of nerfstudio checkpoints (plus ``allowed``).
+
+    Anything that is not such a file raises :class:`InstanceNerfError` saying what the file is not.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
+        raise InstanceNerfError(f"{path}: checkpoint not found")
     try:
-        with torch.serialization.safe_globals(_numpy_safe_globals()):
+        with torch.serialization.safe_globals(_numpy_safe_globals() + list(allowed or [])):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pragma: no cover - message path
-        raise RuntimeError(f"{path}: cannot load as a weights-only checkpoint ({exc})") from exc
+    except Exception as exc:  # torch's unpickler fails in many ways on foreign bytes
+        if isinstance(exc, OSError):
+            raise
+        kind = (
+            "an empty or truncated file"
+            if isinstance(exc, EOFError)
+            else "not a weights-only torch file"
+        )
+        raise InstanceNerfError(f"{path}: not a {what} ({kind})") from None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a nerfstudio ``step-*.ckpt`` (weights only) and check it holds a pipeline state."""
+    state = load_weights(path, what="nerfstudio checkpoint")
+    if not isinstance(state, dict) or "pipeline" not in state:
+        raise InstanceNerfError(f"{path}: not a nerfstudio checkpoint (no 'pipeline' key)")
+    return state
 
 
 def latest_checkpoint(ckpt_dir: str | Path) -> Path:
@@ -84,5 +110,5 @@ def latest_checkpoint(ckpt_dir: str | Path) -> Path:
     ckpt_dir = Path(ckpt_dir)
     ckpts = sorted(ckpt_dir.glob("step-*.ckpt"))
     if not ckpts:
-        raise FileNotFoundError(f"{ckpt_dir}: no step-*.ckpt checkpoints")
+        raise InstanceNerfError(f"{ckpt_dir}: no step-*.ckpt checkpoints")
     return ckpts[-1]
