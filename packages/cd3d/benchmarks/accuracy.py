@@ -22,10 +22,23 @@ from cd3d.eval.baselines import ColourDiff, NoChange
 from cd3d.eval.evaluate import evaluate
 
 MODELS = {
-    "siam_unet": {"name": "siam_unet", "kwargs": {"encoder_name": "tu-mobilenetv3_small_100",
-                                                  "decoder_channels": [64, 32, 16, 16, 8]}},
-    "mtbit": {"name": "mtbit", "kwargs": {"encoder_name": "tu-mobilenetv3_small_100", "encoder_depth": 3,
-                                          "dim": 32, "heads": 4, "decoder_channels": [32, 16, 8]}},
+    "siam_unet": {
+        "name": "siam_unet",
+        "kwargs": {
+            "encoder_name": "tu-mobilenetv3_small_100",
+            "decoder_channels": [64, 32, 16, 16, 8],
+        },
+    },
+    "mtbit": {
+        "name": "mtbit",
+        "kwargs": {
+            "encoder_name": "tu-mobilenetv3_small_100",
+            "encoder_depth": 3,
+            "dim": 32,
+            "heads": 4,
+            "decoder_channels": [32, 16, 8],
+        },
+    },
 }
 KEYS = ("f1", "iou", "precision", "recall", "rmse", "mae", "crmse_3d_nonzero", "crmse_2d_label")
 
@@ -46,13 +59,22 @@ def main(argv: list[str] | None = None) -> None:
     secs: dict[str, float] = {}
     for name, m in MODELS.items():
         t = time.perf_counter()
-        cfg = load_config("demo.yaml", [f"data.root={root}", f"out={out / name}", f"seed={a.seed}",
-                                        f"trainer.max_epochs={1 if a.quick else a.epochs}",
-                                        f"trainer.accelerator={'gpu' if a.device == 'cuda' else 'cpu'}"])
+        cfg = load_config(
+            "demo.yaml",
+            [
+                f"data.root={root}",
+                f"out={out / name}",
+                f"seed={a.seed}",
+                f"trainer.max_epochs={1 if a.quick else a.epochs}",
+                f"trainer.accelerator={'gpu' if a.device == 'cuda' else 'cpu'}",
+            ],
+        )
         cfg["model"].update(m)
         cfg["trainer"]["enable_progress_bar"] = False
         res = train(cfg, resume=None)
-        rows[name] = evaluate(load_detector(res["best_f1"]), root, "test", out / name / "eval", device=a.device)
+        rows[name] = evaluate(
+            load_detector(res["best_f1"]), root, "test", out / name / "eval", device=a.device
+        )
         secs[name] = round(time.perf_counter() - t, 1)
     rows["no_change"] = evaluate(NoChange(), root, "test")
     rows["colour_diff"] = evaluate(ColourDiff.fit(ChangeDataset(root, "train")), root, "test")
@@ -62,7 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(table), file=sys.stderr)
     results = {f"{k}_{m}": round(r[m], 4) for k, r in rows.items() for m in KEYS}
     best_base = max(rows["no_change"]["f1"], rows["colour_diff"]["f1"])
-    results["ratio"] = round(min(rows["siam_unet"]["f1"], rows["mtbit"]["f1"]) / max(best_base, 1e-9), 3)
+    results["ratio"] = round(
+        min(rows["siam_unet"]["f1"], rows["mtbit"]["f1"]) / max(best_base, 1e-9), 3
+    )
     results["ratio_meaning"] = "worst learned-model F1 / best baseline F1"
     results["train_seconds"] = secs
     results["epochs"] = 1 if a.quick else a.epochs

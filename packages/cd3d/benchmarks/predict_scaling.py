@@ -37,11 +37,25 @@ def child(size: int, tile: int, overlap: int, pair: str) -> None:
     det = ChangeDetector("pixel_mlp", {"hidden": 16})
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
-    predict_rasters(det, Path(pair) / "before.tif", Path(pair) / "after.tif", Path(pair) / "out",
-                    PredictConfig(tile=tile, overlap=overlap, batch_size=2), progress=False)
+    predict_rasters(
+        det,
+        Path(pair) / "before.tif",
+        Path(pair) / "after.tif",
+        Path(pair) / "out",
+        PredictConfig(tile=tile, overlap=overlap, batch_size=2),
+        progress=False,
+    )
     pred_s = time.perf_counter() - t
-    print(json.dumps({"size": size, "predict_s": pred_s, "rss_before_predict_mib": base,
-                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "size": size,
+                "predict_s": pred_s,
+                "rss_before_predict_mib": base,
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,16 +78,38 @@ def main(argv: list[str] | None = None) -> None:
     out = {}
     for size in (small, large):
         with tempfile.TemporaryDirectory() as d:  # synthesis and prediction in separate processes
-            subprocess.run([sys.executable, __file__, "--child-synth", str(size), "--pair", d], check=True)
-            r = subprocess.run([sys.executable, __file__, "--child", str(size), "--tile", str(a.tile),
-                                "--overlap", str(a.overlap), "--pair", d], capture_output=True, text=True,
-                               check=True)
+            subprocess.run(
+                [sys.executable, __file__, "--child-synth", str(size), "--pair", d], check=True
+            )
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    str(size),
+                    "--tile",
+                    str(a.tile),
+                    "--overlap",
+                    str(a.overlap),
+                    "--pair",
+                    d,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
         out[size] = json.loads(r.stdout.strip().splitlines()[-1])
     s, lg = out[small], out[large]
     res = {
-        "small": small, "large": large, "tile": a.tile, "overlap": a.overlap, "model": "pixel_mlp",
-        "small_predict_s": round(s["predict_s"], 2), "large_predict_s": round(lg["predict_s"], 2),
-        "small_peak_rss_mib": round(s["peak_rss_mib"], 1), "large_peak_rss_mib": round(lg["peak_rss_mib"], 1),
+        "small": small,
+        "large": large,
+        "tile": a.tile,
+        "overlap": a.overlap,
+        "model": "pixel_mlp",
+        "small_predict_s": round(s["predict_s"], 2),
+        "large_predict_s": round(lg["predict_s"], 2),
+        "small_peak_rss_mib": round(s["peak_rss_mib"], 1),
+        "large_peak_rss_mib": round(lg["peak_rss_mib"], 1),
         "rss_before_predict_mib": round(lg["rss_before_predict_mib"], 1),
         "area_ratio": (large / small) ** 2,
         "time_ratio": round(lg["predict_s"] / s["predict_s"], 2),

@@ -27,8 +27,11 @@ def main(argv: list[str] | None = None) -> None:
     iters = 2 if a.quick else (3 if a.device == "cpu" else 20)
     kw = model_kwargs(a)
     det = ChangeDetector(a.model, kw).to(dev).eval()
-    variants = {"fp32": (False, False), "bf16_cl": (True, True)} if a.device == "cuda" else \
-        {"fp32": (False, False), "channels_last": (False, True)}
+    variants = (
+        {"fp32": (False, False), "bf16_cl": (True, True)}
+        if a.device == "cuda"
+        else {"fp32": (False, False), "channels_last": (False, True)}
+    )
     results: dict = {"tile": size, "model": a.model, "encoder": a.encoder}
     for name, (amp, cl) in variants.items():
         m = det.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
@@ -36,7 +39,10 @@ def main(argv: list[str] | None = None) -> None:
             x = torch.rand(bs, 3, size, size, device=dev)
             y = torch.rand(bs, 3, size, size, device=dev)
             if cl:
-                x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+                x, y = (
+                    x.contiguous(memory_format=torch.channels_last),
+                    y.contiguous(memory_format=torch.channels_last),
+                )
             if dev.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(dev)
 
@@ -51,7 +57,9 @@ def main(argv: list[str] | None = None) -> None:
             results[f"{name}_bs{bs}_peak_mib"] = round(mem, 1)
     base, other = list(variants)
     bs = batches[-1]
-    results["ratio"] = round(results[f"{other}_bs{bs}_tiles_per_s"] / results[f"{base}_bs{bs}_tiles_per_s"], 3)
+    results["ratio"] = round(
+        results[f"{other}_bs{bs}_tiles_per_s"] / results[f"{base}_bs{bs}_tiles_per_s"], 3
+    )
     results["ratio_meaning"] = f"{other} / {base} tiles/s at batch {bs}"
     emit({"benchmark": "throughput", "package": "cd3d", "device": a.device, "results": results})
 

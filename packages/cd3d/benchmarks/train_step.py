@@ -32,8 +32,11 @@ def main(argv: list[str] | None = None) -> None:
     y = torch.rand(bs, 3, size, size, device=dev)
     mask = (torch.rand(bs, size, size, device=dev) > 0.9).long()
     h = torch.randn(bs, size // 2, size // 2, device=dev) * 0.1
-    variants = {"fp32": (False, False), "bf16_cl": (True, True)} if a.device == "cuda" else \
-        {"fp32": (False, False), "channels_last": (False, True)}
+    variants = (
+        {"fp32": (False, False), "bf16_cl": (True, True)}
+        if a.device == "cuda"
+        else {"fp32": (False, False), "channels_last": (False, True)}
+    )
     res: dict = {"tile": size, "batch": bs, "model": a.model, "encoder": a.encoder}
     for name, (amp, cl) in variants.items():
         torch.manual_seed(0)
@@ -56,8 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         sec = timed(step, dev, 1, iters)
         res[f"{name}_step_s"] = round(sec, 4)
         res[f"{name}_tiles_per_s"] = round(bs / sec, 3)
-        res[f"{name}_peak_mib"] = round(torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda"
-                                        else rss_mib(), 1)
+        res[f"{name}_peak_mib"] = round(
+            torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else rss_mib(), 1
+        )
     base, other = list(variants)
     res["ratio"] = round(res[f"{base}_step_s"] / res[f"{other}_step_s"], 3)
     res["ratio_meaning"] = f"speed-up of {other} over {base} (step time {base} / {other})"

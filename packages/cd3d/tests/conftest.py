@@ -28,4 +28,6 @@ def raster_dir() -> Path:
 def synth_root(tmp_path_factory) -> Path:
     from cd3d.data.synth import synth_dataset
 
-    return synth_dataset(tmp_path_factory.mktemp("synth") / "ds", seed=3, n_train=6, n_val=2, n_test=3, tile=64)
+    return synth_dataset(
+        tmp_path_factory.mktemp("synth") / "ds", seed=3, n_train=6, n_val=2, n_test=3, tile=64
+    )

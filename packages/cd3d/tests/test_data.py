@@ -29,7 +29,10 @@ def test_synth_layout_and_georeferencing(synth_root):
     tiles = sorted((synth_root / "train" / "2010").iterdir())
     assert len(tiles) == 6
     name = tiles[0].name
-    with rasterio.open(synth_root / "train" / "2010" / name) as a, rasterio.open(synth_root / "train" / "3D" / name) as h:
+    with (
+        rasterio.open(synth_root / "train" / "2010" / name) as a,
+        rasterio.open(synth_root / "train" / "3D" / name) as h,
+    ):
         assert a.count == 3 and a.dtypes[0] == "uint8" and a.shape == (64, 64)
         assert a.crs.to_epsg() == 25830 and a.transform.a == 0.5
         assert h.shape == (32, 32) and h.transform.a == 1.0
@@ -93,7 +96,12 @@ def test_unreadable_tile_skipped_with_one_warning(synth_root, tmp_path):
         warnings.simplefilter("always")
         ds = ChangeDataset(root, "train")
     msgs = [str(w.message) for w in rec if "skipped" in str(w.message)]
-    assert len(msgs) == 1 and names[0] in msgs[0] and names[1] in msgs[0] and "skipped 2 tile" in msgs[0]
+    assert (
+        len(msgs) == 1
+        and names[0] in msgs[0]
+        and names[1] in msgs[0]
+        and "skipped 2 tile" in msgs[0]
+    )
     assert len(ds) == 4
     with pytest.raises(DataError, match=names[0]):
         ChangeDataset(root, "train", strict=True)
@@ -158,7 +166,9 @@ def test_uint16_and_missing_and_empty(synth_root, tmp_path):
 def test_stats(synth_root):
     st = compute_stats(synth_root)
     ds = ChangeDataset(synth_root, "train")
-    allpx = torch.cat([torch.cat([ds[i]["before"], ds[i]["after"]], 2).reshape(3, -1) for i in range(len(ds))], 1)
+    allpx = torch.cat(
+        [torch.cat([ds[i]["before"], ds[i]["after"]], 2).reshape(3, -1) for i in range(len(ds))], 1
+    )
     np.testing.assert_allclose(st["mean"], allpx.double().mean(1).numpy(), atol=1e-5)
     np.testing.assert_allclose(st["std"], allpx.double().std(1, unbiased=False).numpy(), atol=1e-4)
     assert st["tiles"] == 6 and 0 < st["change_fraction"] < 0.5
@@ -169,8 +179,12 @@ def test_paired_augment_keeps_epochs_and_targets_aligned():
     aug = PairedAugment(affine_p=1.0, jitter=0.0, generator=g)
     base = torch.zeros(64, 64)
     base[10:30, 20:26] = 1
-    item = {"before": base.expand(3, 64, 64).clone(), "after": base.expand(3, 64, 64).clone() * 0.5,
-            "mask": base.long(), "height": base.reshape(32, 2, 32, 2).mean((1, 3)) * 8}
+    item = {
+        "before": base.expand(3, 64, 64).clone(),
+        "after": base.expand(3, 64, 64).clone() * 0.5,
+        "mask": base.long(),
+        "height": base.reshape(32, 2, 32, 2).mean((1, 3)) * 8,
+    }
     for _ in range(5):
         out = aug(item)
         m = out["mask"].bool()
@@ -180,4 +194,6 @@ def test_paired_augment_keeps_epochs_and_targets_aligned():
         hm = out["height"] > 4
         assert (hm.float() - m.float().reshape(32, 2, 32, 2).mean((1, 3)).round()).abs().sum() <= 12
     jit = PairedAugment(flip=False, rot90=False, affine_p=0.0, jitter=0.3, generator=g)(item)
-    assert torch.equal(jit["mask"], item["mask"]) and not torch.allclose(jit["before"], item["before"])
+    assert torch.equal(jit["mask"], item["mask"]) and not torch.allclose(
+        jit["before"], item["before"]
+    )

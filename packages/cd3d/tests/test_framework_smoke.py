@@ -11,7 +11,9 @@ def test_rasterio_and_smp_unet_on_real_tile(raster_dir):
         arr = src.read()
         assert src.crs is not None and src.count == 3
     assert arr.shape == (3, 400, 400) and arr.dtype == np.uint8
-    model = smp.Unet("resnet18", encoder_weights=None, encoder_depth=3, decoder_channels=(16, 8, 4), classes=2)
+    model = smp.Unet(
+        "resnet18", encoder_weights=None, encoder_depth=3, decoder_channels=(16, 8, 4), classes=2
+    )
     model.eval()
     x = torch.from_numpy(arr[:, :384, :384].astype(np.float32) / 255.0)[None]
     with torch.no_grad():

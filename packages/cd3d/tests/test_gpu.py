@@ -15,7 +15,11 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA de
 @pytest.mark.parametrize("name", ["siam_unet", "mtbit"])
 def test_bf16_channels_last_train_step(name):
     dev = torch.device("cuda")
-    det = ChangeDetector(name, {"encoder_name": "resnet18"}).to(dev).to(memory_format=torch.channels_last)
+    det = (
+        ChangeDetector(name, {"encoder_name": "resnet18"})
+        .to(dev)
+        .to(memory_format=torch.channels_last)
+    )
     x = torch.rand(2, 3, 400, 400, device=dev).contiguous(memory_format=torch.channels_last)
     mask = (torch.rand(2, 400, 400, device=dev) > 0.9).long()
     h = torch.zeros(2, 200, 200, device=dev)

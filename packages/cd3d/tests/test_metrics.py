@@ -56,8 +56,12 @@ def test_height_errors_and_both_crmses():
 
 def test_empty_denominators_are_zero():
     m = ChangeMetrics()
-    m.update(torch.zeros(1, 2, 2, dtype=torch.long), torch.zeros(1, 2, 2, dtype=torch.long),
-             torch.zeros(1, 1, 1), torch.zeros(1, 1, 1))
+    m.update(
+        torch.zeros(1, 2, 2, dtype=torch.long),
+        torch.zeros(1, 2, 2, dtype=torch.long),
+        torch.zeros(1, 1, 1),
+        torch.zeros(1, 1, 1),
+    )
     r = m.compute()
     assert r["f1"] == 0 and r["precision"] == 0 and r["crmse_3d_nonzero"] == 0 and r["rmse"] == 0
 

@@ -27,8 +27,18 @@ def det():
 
 
 def _write(path, arr, transform, crs="EPSG:25830", nodata=None, dtype="uint8"):
-    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
-                       dtype=dtype, crs=crs, transform=transform, nodata=nodata) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=arr.shape[2],
+        height=arr.shape[1],
+        count=arr.shape[0],
+        dtype=dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    ) as dst:
         dst.write(arr.astype(dtype))
     return path
 
@@ -57,16 +67,36 @@ def test_positions_and_ramp():
 
 def test_georef_round_trip_and_outputs(tmp_path, det):
     a, b, tr = _pair(tmp_path)
-    paths = predict_rasters(det, a, b, tmp_path / "out", PredictConfig(tile=64, overlap=16), progress=False)
+    paths = predict_rasters(
+        det, a, b, tmp_path / "out", PredictConfig(tile=64, overlap=16), progress=False
+    )
     c2, p2 = _read(paths["change_2d"])
     c3, p3 = _read(paths["change_3d"])
     assert p2["crs"].to_epsg() == 25830 and p2["transform"] == tr and c2.shape == (150, 130)
-    assert p3["transform"] == tr @ Affine.scale(2) and p3["transform"].a == 1.0 and c3.shape == (75, 65)
-    assert p2["dtype"] == "uint8" and p2["nodata"] == NODATA_2D and p2["tiled"] and p2["compress"] == "deflate"
+    assert (
+        p3["transform"] == tr @ Affine.scale(2)
+        and p3["transform"].a == 1.0
+        and c3.shape == (75, 65)
+    )
+    assert (
+        p2["dtype"] == "uint8"
+        and p2["nodata"] == NODATA_2D
+        and p2["tiled"]
+        and p2["compress"] == "deflate"
+    )
     assert p3["dtype"] == "float32" and p3["nodata"] == NODATA_3D
-    assert c2.max() <= 254 and not any(f.name.endswith(".tmp") for f in (tmp_path / "out").iterdir())
-    m = predict_rasters(det, a, b, tmp_path / "m", PredictConfig(tile=64, overlap=16, output_2d="mask"),
-                        progress=False)
+    assert c2.max() <= 254 and sorted(f.name for f in (tmp_path / "out").iterdir()) == [
+        "change_2d.tif",
+        "change_3d.tif",
+    ]
+    m = predict_rasters(
+        det,
+        a,
+        b,
+        tmp_path / "m",
+        PredictConfig(tile=64, overlap=16, output_2d="mask"),
+        progress=False,
+    )
     cm, _ = _read(m["change_2d"])
     np.testing.assert_array_equal(cm, (c2 >= 127).astype(np.uint8))
 
@@ -76,9 +106,15 @@ def test_tiled_equals_whole_on_real_raster(tmp_path, det, raster_dir):
     src = raster_dir / "RGB.byte.tif"
     with rasterio.open(src) as s:
         arr, prof = s.read(), s.profile
-    after = _write(tmp_path / "after.tif", 255 - arr[::-1], prof["transform"], prof["crs"], nodata=0)
-    whole = predict_rasters(det, src, after, tmp_path / "whole", PredictConfig(tile=800, overlap=0), progress=False)
-    tiled = predict_rasters(det, src, after, tmp_path / "tiled", PredictConfig(tile=160, overlap=32), progress=False)
+    after = _write(
+        tmp_path / "after.tif", 255 - arr[::-1], prof["transform"], prof["crs"], nodata=0
+    )
+    whole = predict_rasters(
+        det, src, after, tmp_path / "whole", PredictConfig(tile=800, overlap=0), progress=False
+    )
+    tiled = predict_rasters(
+        det, src, after, tmp_path / "tiled", PredictConfig(tile=160, overlap=32), progress=False
+    )
     for k in ("change_2d", "change_3d"):
         w, pw = _read(whole[k])
         t, pt = _read(tiled[k])
@@ -93,23 +129,39 @@ def test_tiled_equals_whole_on_real_raster(tmp_path, det, raster_dir):
             tr = s.transform
         row, col = (~prof["transform"]) * (tr.c, tr.f)
         row, col = round(col), round(row)
-        flip = _write(tmp_path / f"{name}_after.tif", 255 - arr[::-1][:, row:row + arr_win.shape[1],
-                      col:col + arr_win.shape[2]], tr, prof["crs"], nodata=0)
-        one = predict_rasters(det, raster_dir / f"{name}.tif", flip, tmp_path / name, PredictConfig(tile=512),
-                              progress=False)
+        flip = _write(
+            tmp_path / f"{name}_after.tif",
+            255 - arr[::-1][:, row : row + arr_win.shape[1], col : col + arr_win.shape[2]],
+            tr,
+            prof["crs"],
+            nodata=0,
+        )
+        one = predict_rasters(
+            det,
+            raster_dir / f"{name}.tif",
+            flip,
+            tmp_path / name,
+            PredictConfig(tile=512),
+            progress=False,
+        )
         o2, p2 = _read(one["change_2d"])
         assert p2["transform"] == tr
-        np.testing.assert_array_equal(o2, w2[row:row + win.shape[1], col:col + win.shape[2]])
+        np.testing.assert_array_equal(o2, w2[row : row + win.shape[1], col : col + win.shape[2]])
         if row % 2 == 0 and col % 2 == 0:  # the 1 m grid of an odd window is shifted by half a cell
             o3, _ = _read(one["change_3d"])
-            np.testing.assert_allclose(o3, w3[row // 2:row // 2 + o3.shape[0], col // 2:col // 2 + o3.shape[1]],
-                                       atol=1e-4)
+            np.testing.assert_allclose(
+                o3,
+                w3[row // 2 : row // 2 + o3.shape[0], col // 2 : col // 2 + o3.shape[1]],
+                atol=1e-4,
+            )
 
 
 def test_crs_written_differently_is_accepted(tmp_path, det, raster_dir):
     a, b = raster_dir / "RGB.byte.tif", raster_dir / "RGB2.byte.tif"
     with pytest.warns(UserWarning, match="CRS is written differently"):
-        paths = predict_rasters(det, a, b, tmp_path / "o", PredictConfig(tile=400, overlap=0), progress=False)
+        paths = predict_rasters(
+            det, a, b, tmp_path / "o", PredictConfig(tile=400, overlap=0), progress=False
+        )
     c2, p2 = _read(paths["change_2d"])
     assert p2["crs"].to_epsg() == 32618
     with rasterio.open(b) as s:  # RGB2's sidecar .msk mask is honoured as nodata
@@ -122,7 +174,9 @@ def test_nodata_propagates(tmp_path, det):
         arr = s.read()
     arr[:, 10:13, 20:23] = 0
     b = _write(tmp_path / "bn.tif", arr, tr, nodata=0)
-    paths = predict_rasters(det, a, b, tmp_path / "o", PredictConfig(tile=32, overlap=8), progress=False)
+    paths = predict_rasters(
+        det, a, b, tmp_path / "o", PredictConfig(tile=32, overlap=8), progress=False
+    )
     c2, _ = _read(paths["change_2d"])
     c3, _ = _read(paths["change_3d"])
     assert (c2 == NODATA_2D).sum() == 9 and (c2[10:13, 20:23] == NODATA_2D).all()
@@ -150,10 +204,19 @@ def test_coregistration_errors_and_align(tmp_path, det):
         predict_rasters(det, a, two, tmp_path / "x", progress=False)
     assert not (tmp_path / "x" / "change_2d.tif").exists()
     # --align: the shifted copy is warped back; pixels it does not cover become nodata
-    paths = predict_rasters(det, a, shifted, tmp_path / "al", PredictConfig(tile=32, overlap=8), align=True,
-                            progress=False)
+    paths = predict_rasters(
+        det,
+        a,
+        shifted,
+        tmp_path / "al",
+        PredictConfig(tile=32, overlap=8),
+        align=True,
+        progress=False,
+    )
     c2, p2 = _read(paths["change_2d"])
-    assert p2["transform"] == tr and (c2[:, :4] == NODATA_2D).all() and (c2[:, 8:] != NODATA_2D).all()
+    assert (
+        p2["transform"] == tr and (c2[:, :4] == NODATA_2D).all() and (c2[:, 8:] != NODATA_2D).all()
+    )
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path, det, monkeypatch):
@@ -165,5 +228,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, det, monkeypatch):
 
     monkeypatch.setattr(P, "infer", boom)
     with pytest.raises(RuntimeError):
-        predict_rasters(det, a, b, tmp_path / "o", PredictConfig(tile=32, overlap=8), progress=False)
+        predict_rasters(
+            det, a, b, tmp_path / "o", PredictConfig(tile=32, overlap=8), progress=False
+        )
     assert os.listdir(tmp_path / "o") == []

@@ -5,19 +5,29 @@ import json
 import pytest
 import torch
 
+from cd3d.data.io import CD3DError
 from cd3d.engine.checkpoint import load_detector
 from cd3d.engine.config import load_config
 from cd3d.engine.train import train
 
 # a per-pixel network keeps this Lightning test fast; smp models are trained in test_models.py
-TINY = ["model.name=pixel_mlp", "model.kwargs={hidden: 16}",
-        "data.batch_size=3", "trainer.accelerator=cpu", "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false", "optim.lr=0.03", "trainer.log_every_n_steps=1"]
+TINY = [
+    "model.name=pixel_mlp",
+    "model.kwargs={hidden: 16}",
+    "data.batch_size=3",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "optim.lr=0.03",
+    "trainer.log_every_n_steps=1",
+]
 
 
 def _cfg(root, out, epochs, extra=()):
-    return load_config("siam_unet.yaml", [f"data.root={root}", f"out={out}", f"trainer.max_epochs={epochs}",
-                                          *TINY, *extra])
+    return load_config(
+        "siam_unet.yaml",
+        [f"data.root={root}", f"out={out}", f"trainer.max_epochs={epochs}", *TINY, *extra],
+    )
 
 
 def test_config_layers(tmp_path):
@@ -27,7 +37,7 @@ def test_config_layers(tmp_path):
     assert cfg["model"]["name"] == "mtbit" and cfg["loss"]["lambda_3d"] == 1.5
     assert cfg["loss"]["class_weights"] == [0.05, 0.95]  # default kept
     assert cfg["trainer"]["max_epochs"] == 7 and cfg["optim"]["lr"] == 0.01
-    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+    with pytest.raises(CD3DError, match="nope.yaml"):
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ValueError, match="key.sub=value"):
         load_config(None, ["oops"])
@@ -61,5 +71,5 @@ def test_tiny_training_lowers_loss_and_resumes(synth_root, tmp_path):
 def test_missing_root_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="data.root"):
         train(load_config("siam_unet.yaml", [f"out={tmp_path}"]))
-    with pytest.raises(FileNotFoundError, match="nothing.ckpt"):
+    with pytest.raises(CD3DError, match="nothing.ckpt"):
         load_detector(tmp_path / "nothing.ckpt")

@@ -12,9 +12,18 @@ from cd3d.eval.volume import volume_report
 
 
 def _write(path, arr, crs="EPSG:25830", res=1.0):
-    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[1], height=arr.shape[0], count=1,
-                       dtype="float32", crs=CRS.from_string(crs), transform=from_origin(1000, 2000, res, res),
-                       nodata=-9999.0) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=arr.shape[1],
+        height=arr.shape[0],
+        count=1,
+        dtype="float32",
+        crs=CRS.from_string(crs),
+        transform=from_origin(1000, 2000, res, res),
+        nodata=-9999.0,
+    ) as dst:
         dst.write(arr.astype(np.float32), 1)
 
 
@@ -54,8 +63,18 @@ def test_restrict_to_2d_change(tmp_path):
     _write(tmp_path / "c3.tif", a)
     p2 = np.zeros((1, 8, 8), np.uint8)
     p2[0, 1, 1] = 200  # covers 3D cell (0, 0) only
-    with rasterio.open(tmp_path / "c2.tif", "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8",
-                       crs="EPSG:25830", transform=from_origin(1000, 2000, 0.5, 0.5), nodata=255) as dst:
+    with rasterio.open(
+        tmp_path / "c2.tif",
+        "w",
+        driver="GTiff",
+        width=8,
+        height=8,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:25830",
+        transform=from_origin(1000, 2000, 0.5, 0.5),
+        nodata=255,
+    ) as dst:
         dst.write(p2)
     res = volume_report(tmp_path / "c3.tif", change_2d=tmp_path / "c2.tif")
     assert [r["volume_m3"] for r in res["regions"]] == [3.0]

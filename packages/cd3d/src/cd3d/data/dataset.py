@@ -41,7 +41,9 @@ def detect_layout(split_dir: Path) -> str:
     raise DataError(f"{split_dir}: missing split folders; expected sub-folders {expected}")
 
 
-def list_tiles(root: str | Path, split: str, layout: str = "auto") -> tuple[list[TileFiles], list[str]]:
+def list_tiles(
+    root: str | Path, split: str, layout: str = "auto"
+) -> tuple[list[TileFiles], list[str]]:
     """List the tiles of ``root/split``; return (complete tiles, problems for incomplete ones)."""
     split_dir = Path(root) / split
     if not split_dir.is_dir():
@@ -54,7 +56,10 @@ def list_tiles(root: str | Path, split: str, layout: str = "auto") -> tuple[list
     for f in folders:
         if not f.is_dir():
             raise DataError(f"{f}: folder not found (layout {layout})")
-    names = [sorted(p.name for p in f.iterdir() if p.suffix.lower() in (".tif", ".tiff")) for f in folders]
+    names = [
+        sorted(p.name for p in f.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
+        for f in folders
+    ]
     every = sorted(set().union(*map(set, names)))
     if not every:
         raise DataError(f"{split_dir}: split is empty (no .tif files in {folders[0].name}/)")
@@ -76,10 +81,14 @@ def load_tile(t: TileFiles) -> dict[str, np.ndarray]:
     h, hp = read_raster(t.height)
     before, after = check_image(b, t.before), check_image(a, t.after)
     if before.shape != after.shape:
-        raise DataError(f"{t.after}: shape {after.shape[1:]} differs from {t.before} {before.shape[1:]}")
+        raise DataError(
+            f"{t.after}: shape {after.shape[1:]} differs from {t.before} {before.shape[1:]}"
+        )
     mask = check_mask_2d(m, t.mask)
     if mask.shape != before.shape[1:]:
-        raise DataError(f"{t.mask}: 2D map shape {mask.shape} differs from image {before.shape[1:]}")
+        raise DataError(
+            f"{t.mask}: 2D map shape {mask.shape} differs from image {before.shape[1:]}"
+        )
     height = check_height_3d(h, t.height, hp.get("nodata"))
     return {"before": before, "after": after, "mask": mask, "height": height}
 

@@ -1,9 +1,19 @@
-"""Raster reading with rasterio and the input checks shared by datasets and inference."""
+"""Readers and input checks, the package error class, and the one atomic writer set.
+
+Every file the package writes goes through :func:`atomic_path` (a temp name in the same folder,
+renamed on success and removed on failure), so an interrupted run never leaves half a file.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import json
+import os
 import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import rasterio
@@ -14,8 +24,71 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 HEIGHT_SENTINEL = 1e4
 
 
-class DataError(ValueError):
+class CD3DError(ValueError):
+    """Bad input or configuration; the message names the file or key."""
+
+
+class DataError(CD3DError):
     """A data file is missing, unreadable or has unexpected content; the message names the file."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path next to ``path`` (same suffix, so writers infer the format); on success
+    it replaces ``path``, on failure it is removed. Parent folders are created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w", **open_kw: Any) -> Iterator[IO]:
+    """``open`` a temp file inside :func:`atomic_path`; the target appears only when complete."""
+    with atomic_path(path) as tmp, open(tmp, mode, **open_kw) as f:
+        yield f
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def write_json(path: str | Path, obj: Any, *, indent: int | None = 2) -> Path:
+    """Write ``obj`` as JSON atomically; paths and numpy scalars become plain values."""
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=indent, default=_plain)
+        f.write("\n")
+    return Path(path)
+
+
+def write_csv(
+    path: str | Path,
+    rows_or_dataframe: Iterable[Mapping] | Any,
+    fieldnames: list[str] | None = None,
+) -> Path:
+    """Write dict rows (or a pandas DataFrame) as CSV atomically; columns default to the first row's keys."""
+    if hasattr(rows_or_dataframe, "to_csv"):
+        with atomic_write(path, newline="") as f:
+            rows_or_dataframe.to_csv(f, index=False)
+        return Path(path)
+    rows = list(rows_or_dataframe)
+    fields = fieldnames or (list(rows[0]) if rows else [])
+    with atomic_write(path, newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    return Path(path)
 
 
 def read_raster(path: str | Path) -> tuple[np.ndarray, dict]:
@@ -41,7 +114,9 @@ def read_raster(path: str | Path) -> tuple[np.ndarray, dict]:
 def check_image(arr: np.ndarray, path: str | Path, bands: int = 3) -> np.ndarray:
     """Check an orthophoto is ``bands``-band uint8 and return it as float32 in [0, 1]."""
     if arr.ndim != 3 or arr.shape[0] != bands:
-        raise DataError(f"{path}: expected {bands} bands, found {arr.shape[0] if arr.ndim == 3 else arr.ndim}")
+        raise DataError(
+            f"{path}: expected {bands} bands, found {arr.shape[0] if arr.ndim == 3 else arr.ndim}"
+        )
     if arr.dtype != np.uint8:
         raise DataError(
             f"{path}: expected uint8 orthophoto, found {arr.dtype} "

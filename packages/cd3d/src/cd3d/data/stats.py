@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .dataset import ChangeDataset
+from .io import write_json
 
 
-def compute_stats(root: str | Path, split: str = "train", layout: str = "auto") -> dict:
-    """Mean/std per channel (images in [0, 1]) over both epochs of ``split``, plus target stats."""
+def compute_stats(
+    root: str | Path, split: str = "train", layout: str = "auto", out: str | Path | None = None
+) -> dict:
+    """Mean/std per channel (images in [0, 1]) over both epochs of ``split``, plus target stats;
+    with ``out`` also written there as JSON."""
     ds = ChangeDataset(root, split, layout, cache=False)
     s = np.zeros(3)
     s2 = np.zeros(3)
@@ -31,7 +33,7 @@ def compute_stats(root: str | Path, split: str = "train", layout: str = "auto") 
         hmin, hmax = min(hmin, float(t["height"].min())), max(hmax, float(t["height"].max()))
     mean = s / n
     std = np.sqrt(np.maximum(s2 / n - mean**2, 1e-12))
-    return {
+    st = {
         "split": split,
         "tiles": len(ds),
         "skipped": ds.skipped,
@@ -41,12 +43,6 @@ def compute_stats(root: str | Path, split: str = "train", layout: str = "auto") 
         "height_min": hmin,
         "height_max": hmax,
     }
-
-
-def write_json(obj: dict, path: str | Path) -> None:
-    """Write JSON atomically (temp name, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    if out is not None:
+        write_json(out, st)
+    return st

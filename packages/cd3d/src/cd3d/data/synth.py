@@ -10,7 +10,7 @@ is the DSM difference averaged to the 1 m grid with |dH| < 1 m set to 0, as in 3
 
 from __future__ import annotations
 
-import os
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +20,20 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
+from .io import atomic_path
+
 GSD = 0.5  # metres per orthophoto pixel
 CRS_SYNTH = CRS.from_epsg(25830)  # ETRS89 / UTM 30N, the zone of Valladolid
 ORIGIN = (355000.0, 4612000.0)  # upper-left corner of the synthetic world (metres)
 
 ROOF_COLOURS = np.array(
-    [[0.62, 0.30, 0.22], [0.55, 0.55, 0.57], [0.85, 0.84, 0.80], [0.40, 0.36, 0.33], [0.70, 0.45, 0.30]],
+    [
+        [0.62, 0.30, 0.22],
+        [0.55, 0.55, 0.57],
+        [0.85, 0.84, 0.80],
+        [0.40, 0.36, 0.33],
+        [0.70, 0.45, 0.30],
+    ],
     dtype=np.float32,
 )
 
@@ -76,7 +84,12 @@ def _cell(seed: int, ci: int, cj: int, cell: int, p_build: float, p_change: floa
             z2 = max(0.0, z - float(rng.uniform(3.0, z)))
             z2 = z2 if z2 >= 3.0 else 0.0
     colour2 = colour if kind != "appear" else ROOF_COLOURS[int(rng.integers(len(ROOF_COLOURS)))]
-    return {"box": (y0, y0 + h, x0, x0 + w), "z": (z1, z2), "colour": (colour, colour2), "kind": kind}
+    return {
+        "box": (y0, y0 + h, x0, x0 + w),
+        "z": (z1, z2),
+        "colour": (colour, colour2),
+        "kind": kind,
+    }
 
 
 def _ground(y0: int, x0: int, h: int, w: int, seed: int) -> np.ndarray:
@@ -124,8 +137,10 @@ def render(
                 continue
             if ci % 6 == 5 or cj % 6 == 5:
                 ry0, rx0 = ci * cell - y0, cj * cell - x0
-                sl = (slice(max(ry0, 0), max(min(ry0 + cell, h), 0)),
-                      slice(max(rx0, 0), max(min(rx0 + cell, w), 0)))
+                sl = (
+                    slice(max(ry0, 0), max(min(ry0 + cell, h), 0)),
+                    slice(max(rx0, 0), max(min(rx0 + cell, w), 0)),
+                )
                 for img in imgs:
                     img[(slice(None), *sl)] = 0.28
                 continue
@@ -141,7 +156,10 @@ def render(
                 continue
             by0, by1, bx0, bx1 = b["box"]
             for t in np.linspace(0.15, 1.0, 6):
-                dy, dx = int(round(ep.sun_dy * z * t / GSD * 0.5)), int(round(ep.sun_dx * z * t / GSD * 0.5))
+                dy, dx = (
+                    int(round(ep.sun_dy * z * t / GSD * 0.5)),
+                    int(round(ep.sun_dx * z * t / GSD * 0.5)),
+                )
                 sy0, sy1 = max(by0 + dy - y0, 0), min(by1 + dy - y0, h)
                 sx0, sx1 = max(bx0 + dx - x0, 0), min(bx1 + dx - x0, w)
                 if sy0 < sy1 and sx0 < sx1:
@@ -149,8 +167,16 @@ def render(
         img *= shade
         for b in roofs:
             z = b["z"][e]
-            by0, by1, bx0, bx1 = (b["box"][0] - y0, b["box"][1] - y0, b["box"][2] - x0, b["box"][3] - x0)
-            sy, sx = slice(max(by0, 0), max(min(by1, h), 0)), slice(max(bx0, 0), max(min(bx1, w), 0))
+            by0, by1, bx0, bx1 = (
+                b["box"][0] - y0,
+                b["box"][1] - y0,
+                b["box"][2] - x0,
+                b["box"][3] - x0,
+            )
+            sy, sx = (
+                slice(max(by0, 0), max(min(by1, h), 0)),
+                slice(max(bx0, 0), max(min(bx1, w), 0)),
+            )
             if z > 0:
                 col = b["colour"][e][:, None, None]
                 img[:, sy, sx] = col
@@ -163,10 +189,15 @@ def render(
                 img[:, sy, sx] = np.array([0.58, 0.50, 0.40], np.float32)[:, None, None]
         for b in roofs:
             if b["kind"] != "same":
-                by0, by1, bx0, bx1 = (b["box"][0] - y0, b["box"][1] - y0, b["box"][2] - x0, b["box"][3] - x0)
+                by0, by1, bx0, bx1 = (
+                    b["box"][0] - y0,
+                    b["box"][1] - y0,
+                    b["box"][2] - x0,
+                    b["box"][3] - x0,
+                )
                 # annotators trace changed buildings slightly outside the roof edge (2 px)
                 by0, by1, bx0, bx1 = by0 - 2, by1 + 2, bx0 - 2, bx1 + 2
-                mask[max(by0, 0):max(min(by1, h), 0), max(bx0, 0):max(min(bx1, w), 0)] = 1
+                mask[max(by0, 0) : max(min(by1, h), 0), max(bx0, 0) : max(min(bx1, w), 0)] = 1
     out = {}
     for e, ep in enumerate(EPOCHS):
         rng = np.random.default_rng([seed, y0, x0, e, 7])
@@ -188,13 +219,23 @@ def height_map_1m(dh: np.ndarray) -> np.ndarray:
 
 def _write(path: Path, arr: np.ndarray, transform: Affine, nodata: float | None = None) -> None:
     arr = arr if arr.ndim == 3 else arr[None]
-    tmp = path.with_name(path.name + ".tmp")
-    with rasterio.open(
-        tmp, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
-        dtype=arr.dtype, crs=CRS_SYNTH, transform=transform, nodata=nodata, compress="deflate",
-    ) as dst:
+    with (
+        atomic_path(path) as tmp,
+        rasterio.open(
+            tmp,
+            "w",
+            driver="GTiff",
+            width=arr.shape[2],
+            height=arr.shape[1],
+            count=arr.shape[0],
+            dtype=arr.dtype,
+            crs=CRS_SYNTH,
+            transform=transform,
+            nodata=nodata,
+            compress="deflate",
+        ) as dst,
+    ):
         dst.write(arr)
-    os.replace(tmp, path)
 
 
 def synth_dataset(
@@ -234,7 +275,11 @@ def synth_dataset(
 
 
 def synth_pair(
-    out: str | Path, size: int = 2048, seed: int = 1, strip: int = 512, cell: int = 48,
+    out: str | Path,
+    size: int = 2048,
+    seed: int = 1,
+    strip: int = 512,
+    cell: int = 48,
     with_targets: bool = True,
 ) -> dict[str, Path]:
     """Write a large ``size``² before/after pair (and its 2D/3D truth) strip by strip.
@@ -249,30 +294,75 @@ def synth_pair(
     names = {"before": "before.tif", "after": "after.tif"}
     if with_targets:
         names |= {"mask": "truth_2d.tif", "dh": "truth_3d.tif"}
-    prof = dict(driver="GTiff", crs=CRS_SYNTH, tiled=True, blockxsize=256, blockysize=256,
-                compress="deflate")
-    dsts = {}
-    try:
+    prof = dict(
+        driver="GTiff",
+        crs=CRS_SYNTH,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+    )
+    with contextlib.ExitStack() as stack:
+        dsts = {}
         for k, n in names.items():
+            tmp = stack.enter_context(atomic_path(out / n))
             if k == "dh":
-                dsts[k] = rasterio.open(out / (n + ".tmp"), "w", width=size // 2, height=size // 2,
-                                        count=1, dtype="float32", transform=tr @ Affine.scale(2), **prof)
+                d = rasterio.open(
+                    tmp,
+                    "w",
+                    width=size // 2,
+                    height=size // 2,
+                    count=1,
+                    dtype="float32",
+                    transform=tr @ Affine.scale(2),
+                    **prof,
+                )
             else:
-                dsts[k] = rasterio.open(out / (n + ".tmp"), "w", width=size, height=size,
-                                        count=3 if k in ("before", "after") else 1, dtype="uint8",
-                                        transform=tr, **prof)
+                d = rasterio.open(
+                    tmp,
+                    "w",
+                    width=size,
+                    height=size,
+                    count=3 if k in ("before", "after") else 1,
+                    dtype="uint8",
+                    transform=tr,
+                    **prof,
+                )
+            dsts[k] = stack.enter_context(d)  # closed before its atomic_path renames it
         for y in range(0, size, strip):
             hh = min(strip, size - y)
             s = render(seed, y, 0, hh, size, cell=cell)
             for k, d in dsts.items():
                 if k == "dh":
-                    d.write(height_map_1m(s["dh"])[None], window=Window(0, y // 2, size // 2, hh // 2))
+                    d.write(
+                        height_map_1m(s["dh"])[None], window=Window(0, y // 2, size // 2, hh // 2)
+                    )
                 else:
                     a = s[k] if s[k].ndim == 3 else s[k][None]
                     d.write(a, window=Window(0, y, size, hh))
-    finally:
-        for d in dsts.values():
-            d.close()
-    for n in names.values():
-        os.replace(out / (n + ".tmp"), out / n)
     return {k: out / n for k, n in names.items()}
+
+
+def write_synthetic(
+    out: str | Path,
+    seed: int = 0,
+    n_train: int = 32,
+    n_val: int = 8,
+    n_test: int = 12,
+    tile: int = 400,
+    layout: str = "3dcd",
+    large: int = 0,
+) -> dict:
+    """The ``synth`` command: a tile dataset under ``out`` and, with ``large``, a ``large``² pair
+    under ``out/large``; returns what was written."""
+    root = synth_dataset(out, seed, n_train, n_val, n_test, tile, layout)
+    msg: dict = {
+        "dataset": str(root),
+        "tiles": {"train": n_train, "val": n_val, "test": n_test},
+        "tile": tile,
+    }
+    if large:
+        msg["large_pair"] = {
+            k: str(v) for k, v in synth_pair(Path(out) / "large", large, seed + 1).items()
+        }
+    return msg

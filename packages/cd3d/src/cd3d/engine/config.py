@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from ..data.io import CD3DError
+
 
 def _merge(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
@@ -32,14 +34,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not p.is_file() and packaged_config(str(path)).is_file():
             p = packaged_config(str(path))
         if not p.is_file():
-            raise FileNotFoundError(f"{path}: config file not found")
+            raise CD3DError(f"{path}: config file not found")
         user = yaml.safe_load(p.read_text()) or {}
         if not isinstance(user, dict):
-            raise ValueError(f"{p}: a config must be a YAML mapping")
+            raise CD3DError(f"{p}: a config must be a YAML mapping")
         cfg = _merge(cfg, user)
     for ov in overrides or []:
         if "=" not in ov:
-            raise ValueError(f"override {ov!r} must look like key.sub=value")
+            raise CD3DError(f"override {ov!r} must look like key.sub=value")
         key, val = ov.split("=", 1)
         node = cfg
         *parents, leaf = key.split(".")

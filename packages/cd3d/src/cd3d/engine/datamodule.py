@@ -12,8 +12,15 @@ from ..data.transforms import PairedAugment
 class CD3DDataModule(L.LightningDataModule):
     """Train split with :class:`PairedAugment` (if ``augment``), val split without."""
 
-    def __init__(self, root: str, layout: str = "auto", batch_size: int = 4, num_workers: int = 0,
-                 augment: bool = True, val_split: str = "val") -> None:
+    def __init__(
+        self,
+        root: str,
+        layout: str = "auto",
+        batch_size: int = 4,
+        num_workers: int = 0,
+        augment: bool = True,
+        val_split: str = "val",
+    ) -> None:
         super().__init__()
         self.root, self.layout, self.bs, self.nw = root, layout, batch_size, num_workers
         self.augment, self.val_split = augment, val_split
@@ -27,8 +34,14 @@ class CD3DDataModule(L.LightningDataModule):
             self.val_ds = ChangeDataset(self.root, self.val_split, self.layout)
 
     def _loader(self, ds: ChangeDataset, shuffle: bool) -> DataLoader:
-        return DataLoader(ds, batch_size=self.bs, shuffle=shuffle, num_workers=self.nw,
-                          drop_last=shuffle and len(ds) > self.bs, persistent_workers=self.nw > 0)
+        return DataLoader(
+            ds,
+            batch_size=self.bs,
+            shuffle=shuffle,
+            num_workers=self.nw,
+            drop_last=shuffle and len(ds) > self.bs,
+            persistent_workers=self.nw > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_ds, True)

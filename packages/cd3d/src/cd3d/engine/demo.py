@@ -9,7 +9,7 @@ import numpy as np
 import rasterio
 
 from ..data.dataset import ChangeDataset
-from ..data.stats import write_json
+from ..data.io import atomic_path, write_json
 from ..data.synth import synth_dataset, synth_pair
 from ..eval.baselines import ColourDiff, NoChange
 from ..eval.evaluate import evaluate
@@ -26,8 +26,12 @@ def raster_metrics(pred_2d: Path, pred_3d: Path, truth_2d: Path, truth_3d: Path)
     import torch
 
     m = ChangeMetrics()
-    with rasterio.open(pred_2d) as p2, rasterio.open(truth_2d) as t2, rasterio.open(pred_3d) as p3, \
-            rasterio.open(truth_3d) as t3:
+    with (
+        rasterio.open(pred_2d) as p2,
+        rasterio.open(truth_2d) as t2,
+        rasterio.open(pred_3d) as p3,
+        rasterio.open(truth_3d) as t3,
+    ):
         step = 512
         for y in range(0, p2.height, step):
             w = rasterio.windows.Window(0, y, p2.width, min(step, p2.height - y))
@@ -36,8 +40,12 @@ def raster_metrics(pred_2d: Path, pred_3d: Path, truth_2d: Path, truth_3d: Path)
             hp, ht = p3.read(1, window=w3), t3.read(1, window=w3)
             ok = pp != NODATA_2D
             pm = torch.from_numpy(((pp >= 127) & ok).astype(np.int64))[None]
-            m.update(pm, torch.from_numpy(tt.astype(np.int64))[None],
-                     torch.from_numpy(np.where(hp == NODATA_3D, 0, hp))[None], torch.from_numpy(ht)[None])
+            m.update(
+                pm,
+                torch.from_numpy(tt.astype(np.int64))[None],
+                torch.from_numpy(np.where(hp == NODATA_3D, 0, hp))[None],
+                torch.from_numpy(ht)[None],
+            )
     return m.compute()
 
 
@@ -51,7 +59,9 @@ def overview_png(before: Path, pred_2d: Path, pred_3d: Path, path: Path, factor:
     with rasterio.open(before) as b, rasterio.open(pred_2d) as p2, rasterio.open(pred_3d) as p3:
         img = b.read(out_shape=(3, b.height // factor, b.width // factor)).transpose(1, 2, 0)
         prob = p2.read(1, out_shape=(p2.height // factor, p2.width // factor)) / 254.0
-        h = p3.read(1, out_shape=(p3.height // (factor // 2), p3.width // (factor // 2)), masked=True)
+        h = p3.read(
+            1, out_shape=(p3.height // (factor // 2), p3.width // (factor // 2)), masked=True
+        )
     lim = max(float(np.abs(h).max()), 1.0)
     fig, ax = plt.subplots(1, 3, figsize=(15, 5))
     ax[0].imshow(img)
@@ -64,7 +74,8 @@ def overview_png(before: Path, pred_2d: Path, pred_3d: Path, path: Path, factor:
     for a in ax:
         a.set_xticks([])
         a.set_yticks([])
-    fig.savefig(path, dpi=70, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=70, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -97,13 +108,25 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> dict:
     metrics["no_change"] = evaluate(NoChange(), root, "test")
     metrics["colour_diff"] = evaluate(ColourDiff.fit(ChangeDataset(root, "train")), root, "test")
     t = tick("eval", t)
-    pred = predict_rasters(det, big["before"], big["after"], out / "predict",
-                           PredictConfig(tile=64 if quick else 400, overlap=16 if quick else 64), progress=False)
+    pred = predict_rasters(
+        det,
+        big["before"],
+        big["after"],
+        out / "predict",
+        PredictConfig(tile=64 if quick else 400, overlap=16 if quick else 64),
+        progress=False,
+    )
     t = tick("predict", t)
     large = raster_metrics(pred["change_2d"], pred["change_3d"], big["mask"], big["dh"])
-    vol = volume_report(pred["change_3d"], out / "predict" / "regions.geojson", min_area=4.0,
-                        change_2d=pred["change_2d"])
-    overview_png(big["before"], pred["change_2d"], pred["change_3d"], out / "predict" / "overview.png")
+    vol = volume_report(
+        pred["change_3d"],
+        out / "predict" / "regions.geojson",
+        min_area=4.0,
+        change_2d=pred["change_2d"],
+    )
+    overview_png(
+        big["before"], pred["change_2d"], pred["change_3d"], out / "predict" / "overview.png"
+    )
     tick("volume_and_figures", t)
     times["total"] = round(time.perf_counter() - t0, 1)
     keys = ("f1", "iou", "rmse", "crmse_3d_nonzero", "crmse_2d_label")
@@ -112,10 +135,15 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> dict:
         "large_raster": {"size": 256 if quick else 2048, **{m: round(large[m], 4) for m in keys}},
         "volume": vol["summary"],
         "seconds": times,
-        "files": {"metrics": str(out / "eval" / "metrics.json"), "figure": str(out / "eval" / "figure.png"),
-                  "change_2d": str(pred["change_2d"]), "change_3d": str(pred["change_3d"]),
-                  "regions": str(out / "predict" / "regions.geojson"),
-                  "overview": str(out / "predict" / "overview.png"), "checkpoint": res["best_f1"]},
+        "files": {
+            "metrics": str(out / "eval" / "metrics.json"),
+            "figure": str(out / "eval" / "figure.png"),
+            "change_2d": str(pred["change_2d"]),
+            "change_3d": str(pred["change_3d"]),
+            "regions": str(out / "predict" / "regions.geojson"),
+            "overview": str(out / "predict" / "overview.png"),
+            "checkpoint": res["best_f1"],
+        },
     }
-    write_json(summary, out / "summary.json")
+    write_json(out / "summary.json", summary)
     return summary

@@ -49,7 +49,7 @@ class ChangeLoss(nn.Module):
             loss = loss + self.dice * d
         if self.focal:
             logp = F.log_softmax(logits, 1).gather(1, mask[:, None])[:, 0]
-            fl = (-(1 - logp.exp()) ** self.focal_gamma * logp).mean()
+            fl = (-((1 - logp.exp()) ** self.focal_gamma) * logp).mean()
             out["focal"] = fl
             loss = loss + self.focal * fl
         h = height.float()[:, 0]

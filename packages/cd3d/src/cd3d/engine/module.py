@@ -41,7 +41,10 @@ class CD3DModule(L.LightningModule):
     def _inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         b, a = batch["before"], batch["after"]
         if self.channels_last:
-            b, a = b.contiguous(memory_format=torch.channels_last), a.contiguous(memory_format=torch.channels_last)
+            b, a = (
+                b.contiguous(memory_format=torch.channels_last),
+                a.contiguous(memory_format=torch.channels_last),
+            )
         return b, a
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -58,8 +61,12 @@ class CD3DModule(L.LightningModule):
         logits, h = self.model.forward_scaled(*self._inputs(batch))
         parts = self.criterion(logits, h, batch["mask"], batch["height"] / self.model.height_scale)
         self.log("val/loss", parts["loss"], batch_size=batch["mask"].shape[0], sync_dist=True)
-        self.val_metrics.update(logits.argmax(1), batch["mask"], h.float()[:, 0] * self.model.height_scale,
-                                batch["height"])
+        self.val_metrics.update(
+            logits.argmax(1),
+            batch["mask"],
+            h.float()[:, 0] * self.model.height_scale,
+            batch["height"],
+        )
 
     def on_validation_epoch_end(self) -> None:
         res = self.val_metrics.compute()
@@ -75,7 +82,9 @@ class CD3DModule(L.LightningModule):
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warm = max(1, total // 20)
 
-        def factor(step: int) -> float:  # linear warm-up, then cosine decay to 1% (held after total)
+        def factor(
+            step: int,
+        ) -> float:  # linear warm-up, then cosine decay to 1% (held after total)
             if step < warm:
                 return (step + 1) / warm
             t = min((step - warm) / max(total - warm, 1), 1.0)

@@ -9,8 +9,10 @@ import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from ..data.stats import compute_stats, write_json
+from ..data.io import CD3DError, write_json
+from ..data.stats import compute_stats
 from ..models.wrapper import IMAGENET_MEAN, IMAGENET_STD
+from .config import load_config
 from .datamodule import CD3DDataModule
 from .module import CD3DModule
 
@@ -22,31 +24,45 @@ def _normalisation(cfg: dict, out: Path) -> tuple[list[float], list[float]]:
     if isinstance(norm, dict):
         return list(norm["mean"]), list(norm["std"])
     if norm != "dataset":
-        raise ValueError(f"data.normalize must be dataset, imagenet or a mean/std mapping, not {norm!r}")
+        raise CD3DError(
+            f"data.normalize must be dataset, imagenet or a mean/std mapping, not {norm!r}"
+        )
     stats_file = out / "stats.json"
     if stats_file.is_file():
         st = json.loads(stats_file.read_text())
     else:
         st = compute_stats(cfg["data"]["root"], "train", cfg["data"].get("layout", "auto"))
-        write_json(st, stats_file)
+        write_json(stats_file, st)
     return st["mean"], st["std"]
 
 
 def build(cfg: dict) -> tuple[CD3DModule, CD3DDataModule, L.Trainer]:
     """Module, data module and trainer (checkpoints on best F1, best cRMSE and last) for ``cfg``."""
     if not cfg["data"].get("root"):
-        raise ValueError("data.root is not set (pass --data ROOT or set it in the config)")
+        raise CD3DError("data.root is not set (pass --data ROOT or set it in the config)")
     out = Path(cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
     mean, std = _normalisation(cfg, out)
     m = cfg["model"]
-    detector = {"model": m["name"], "model_kwargs": m.get("kwargs") or {}, "mean": mean, "std": std,
-                "height_scale": float(m.get("height_scale", 40.0))}
-    module = CD3DModule(detector, cfg.get("loss"), cfg.get("optim"), bool(m.get("channels_last", False)))
+    detector = {
+        "model": m["name"],
+        "model_kwargs": m.get("kwargs") or {},
+        "mean": mean,
+        "std": std,
+        "height_scale": float(m.get("height_scale", 40.0)),
+    }
+    module = CD3DModule(
+        detector, cfg.get("loss"), cfg.get("optim"), bool(m.get("channels_last", False))
+    )
     d = cfg["data"]
-    dm = CD3DDataModule(d["root"], d.get("layout", "auto"), int(d.get("batch_size", 4)),
-                        int(d.get("num_workers", 0)), bool(d.get("augment", True)))
+    dm = CD3DDataModule(
+        d["root"],
+        d.get("layout", "auto"),
+        int(d.get("batch_size", 4)),
+        int(d.get("num_workers", 0)),
+        bool(d.get("augment", True)),
+    )
     ckdir = out / "checkpoints"
     callbacks = [
         ModelCheckpoint(ckdir, "best-f1", monitor="val/f1", mode="max", save_last=True),
@@ -55,8 +71,11 @@ def build(cfg: dict) -> tuple[CD3DModule, CD3DDataModule, L.Trainer]:
     ]
     t = dict(cfg.get("trainer") or {})
     trainer = L.Trainer(
-        default_root_dir=str(out), callbacks=callbacks, deterministic=False,
-        logger=TensorBoardLogger(str(out), name="tb", default_hp_metric=False), **t,
+        default_root_dir=str(out),
+        callbacks=callbacks,
+        deterministic=False,
+        logger=TensorBoardLogger(str(out), name="tb", default_hp_metric=False),
+        **t,
     )
     return module, dm, trainer
 
@@ -65,7 +84,7 @@ def train(cfg: dict, resume: str | None = "auto") -> dict:
     """Fit; ``resume='auto'`` continues from ``out/checkpoints/last.ckpt`` when present."""
     module, dm, trainer = build(cfg)
     out = Path(cfg["out"])
-    write_json(cfg, out / "config.json")
+    write_json(out / "config.json", cfg)
     ckpt = None
     if resume == "auto":
         last = out / "checkpoints" / "last.ckpt"
@@ -76,9 +95,28 @@ def train(cfg: dict, resume: str | None = "auto") -> dict:
     cb = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
     return {
         "best_f1": cb[0].best_model_path,
-        "best_f1_score": float(cb[0].best_model_score) if cb[0].best_model_score is not None else None,
+        "best_f1_score": float(cb[0].best_model_score)
+        if cb[0].best_model_score is not None
+        else None,
         "best_crmse": cb[1].best_model_path,
         "last": str(out / "checkpoints" / "last.ckpt"),
         "epochs": trainer.current_epoch,
         "resumed_from": ckpt,
     }
+
+
+def train_from_config(
+    config: str | Path | None = None,
+    overrides: list[str] | None = None,
+    data: str | None = None,
+    out: str | None = None,
+    resume: str | None = "auto",
+) -> dict:
+    """The ``train`` command: load ``config`` with ``overrides`` (``data``/``out`` set
+    ``data.root``/``out``) and :func:`train` it."""
+    sets = list(overrides or [])
+    if data:
+        sets.append(f"data.root={data}")
+    if out:
+        sets.append(f"out={out}")
+    return train(load_config(config, sets), resume=resume)

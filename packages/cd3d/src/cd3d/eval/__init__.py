@@ -1,4 +1,5 @@
-"""Metrics, evaluation reports, baselines, figures and volume reports."""
+"""Eval seam: dataset-level metrics (torchmetrics), evaluation reports and figures, trivial baselines
+and volume reports; uses data and models only (engine builds on it)."""
 
 from .metrics import KEYS, ChangeMetrics
 

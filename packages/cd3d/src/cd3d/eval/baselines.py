@@ -8,19 +8,22 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data.dataset import ChangeDataset
+from ..models.wrapper import Predictor
 
 
-class NoChange(nn.Module):
+class NoChange(Predictor, nn.Module):
     """Always predicts 'no change' and 0 m."""
 
-    def forward(self, before: torch.Tensor, after: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, before: torch.Tensor, after: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         n, _, h, w = before.shape
         logits = torch.zeros(n, 2, h, w, device=before.device)
         logits[:, 0] = 1.0
         return logits, torch.zeros(n, 1, (h + 1) // 2, (w + 1) // 2, device=before.device)
 
 
-class ColourDiff(nn.Module):
+class ColourDiff(Predictor, nn.Module):
     """Change where the mean absolute RGB difference exceeds ``threshold``; every changed 1 m cell
     gets the constant ``height`` (metres)."""
 
@@ -28,7 +31,9 @@ class ColourDiff(nn.Module):
         super().__init__()
         self.threshold, self.height = float(threshold), float(height)
 
-    def forward(self, before: torch.Tensor, after: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, before: torch.Tensor, after: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         s = (after - before).abs().mean(1) - self.threshold
         logits = torch.stack([-s, s], 1) * 50
         changed = F.max_pool2d((s > 0).float()[:, None], 2, ceil_mode=True)

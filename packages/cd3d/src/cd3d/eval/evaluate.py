@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-import csv
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from ..data.dataset import ChangeDataset
-from ..data.stats import write_json
-from ..engine.infer import infer
+from ..data.io import atomic_path, write_csv, write_json
+from ..models.wrapper import Predictor
 from .metrics import ChangeMetrics
 
 
 @torch.no_grad()
-def evaluate(det: nn.Module, root: str | Path, split: str = "test", out: str | Path | None = None,
-             layout: str = "auto", batch_size: int = 4, tta: bool = False, device: str = "cpu",
-             figure_tiles: int = 4, threshold: float = 0.5) -> dict:
+def evaluate(
+    det: Predictor,
+    root: str | Path,
+    split: str = "test",
+    out: str | Path | None = None,
+    layout: str = "auto",
+    batch_size: int = 4,
+    tta: bool = False,
+    device: str = "cpu",
+    figure_tiles: int = 4,
+    threshold: float = 0.5,
+) -> dict:
     """Dataset-level metrics (see :mod:`cd3d.eval.metrics`); with ``out`` also writes
     ``metrics.json``, ``per_tile.csv`` and ``figure.png``."""
     ds = ChangeDataset(root, split, layout)
@@ -33,15 +39,20 @@ def evaluate(det: nn.Module, root: str | Path, split: str = "test", out: str | P
         a = torch.stack([it["after"] for it in items]).to(dev)
         m = torch.stack([it["mask"] for it in items]).to(dev)
         h = torch.stack([it["height"] for it in items]).to(dev)
-        prob, ph = infer(det, b, a, tta=tta)
+        prob, ph = det.predict(b, a, tta=tta)
         pm = (prob >= threshold).long()
         ph = ph[..., : h.shape[-2], : h.shape[-1]]
         total.update(pm, m, ph, h)
         for j, it in enumerate(items):
             one = ChangeMetrics().to(dev)
             one.update(pm[j : j + 1], m[j : j + 1], ph[j : j + 1], h[j : j + 1])
-            rows.append({"tile": it["name"], **{k: round(v, 6) for k, v in one.compute().items()},
-                         "changed_px": int(m[j].sum())})
+            rows.append(
+                {
+                    "tile": it["name"],
+                    **{k: round(v, 6) for k, v in one.compute().items()},
+                    "changed_px": int(m[j].sum()),
+                }
+            )
             if len(shown) < figure_tiles:
                 shown.append((it, prob[j].cpu().numpy(), ph[j].cpu().numpy()))
     res = {k: float(v) for k, v in total.compute().items()}
@@ -49,13 +60,8 @@ def evaluate(det: nn.Module, root: str | Path, split: str = "test", out: str | P
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        write_json(res, out / "metrics.json")
-        tmp = out / "per_tile.csv.tmp"
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, out / "per_tile.csv")
+        write_json(out / "metrics.json", res)
+        write_csv(out / "per_tile.csv", rows)
         figure_grid(shown, out / "figure.png", threshold)
     return res
 
@@ -69,13 +75,20 @@ def figure_grid(shown: list, path: Path, threshold: float = 0.5) -> None:
 
     if not shown:
         return
-    lim = max(max(float(np.abs(it["height"].numpy()).max()), float(np.abs(ph).max())) for it, _, ph in shown)
+    lim = max(
+        max(float(np.abs(it["height"].numpy()).max()), float(np.abs(ph).max()))
+        for it, _, ph in shown
+    )
     lim = max(lim, 1.0)
     fig, axes = plt.subplots(len(shown), 6, figsize=(15, 2.6 * len(shown)), squeeze=False)
     titles = ["before", "after", "2D truth", "2D prediction", "3D truth (m)", "3D prediction (m)"]
     for r, (it, prob, ph) in enumerate(shown):
-        panels = [it["before"].permute(1, 2, 0).numpy(), it["after"].permute(1, 2, 0).numpy(),
-                  it["mask"].numpy(), (prob >= threshold).astype(np.uint8)]
+        panels = [
+            it["before"].permute(1, 2, 0).numpy(),
+            it["after"].permute(1, 2, 0).numpy(),
+            it["mask"].numpy(),
+            (prob >= threshold).astype(np.uint8),
+        ]
         for c, img in enumerate(panels):
             axes[r, c].imshow(img, cmap=None if img.ndim == 3 else "gray", vmin=0, vmax=1)
         im = axes[r, 4].imshow(it["height"].numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
@@ -87,7 +100,6 @@ def figure_grid(shown: list, path: Path, threshold: float = 0.5) -> None:
             if r == 0:
                 axes[r, c].set_title(titles[c], fontsize=9)
     fig.colorbar(im, ax=axes[:, 4:].ravel().tolist(), label="elevation change (m)", shrink=0.8)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=80)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
-    os.replace(tmp, path)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +9,16 @@ import rasterio
 from rasterio.features import shapes
 from scipy import ndimage
 
+from ..data.io import CD3DError, write_json
 
-def volume_report(change_3d: str | Path, out: str | Path | None = None, min_height: float = 1.0,
-                  min_area: float = 0.0, change_2d: str | Path | None = None) -> dict:
+
+def volume_report(
+    change_3d: str | Path,
+    out: str | Path | None = None,
+    min_height: float = 1.0,
+    min_area: float = 0.0,
+    change_2d: str | Path | None = None,
+) -> dict:
     """Label 8-connected cells with |dH| ≥ ``min_height`` (nodata excluded) in a 3D change raster.
 
     Per region: ``area_m2`` (cells × pixel area), ``mean_dh_m``, ``max_dh_m`` (largest |dH|, with
@@ -24,15 +29,17 @@ def volume_report(change_3d: str | Path, out: str | Path | None = None, min_heig
     """
     path = Path(change_3d)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
+        raise CD3DError(f"{path}: file not found")
     with rasterio.open(path) as src:
         if src.count != 1:
-            raise ValueError(f"{path}: expected a single-band 3D change raster, found {src.count} bands")
+            raise CD3DError(
+                f"{path}: expected a single-band 3D change raster, found {src.count} bands"
+            )
         dh = src.read(1).astype(np.float64)
         valid = src.read_masks(1) > 0
         tr, crs = src.transform, src.crs
     if crs is not None and crs.is_geographic:
-        raise ValueError(f"{path}: CRS {crs.to_string()} is geographic; areas need a projected CRS")
+        raise CD3DError(f"{path}: CRS {crs.to_string()} is geographic; areas need a projected CRS")
     unit = 1.0
     if crs is not None:
         name, factor = crs.units_factor
@@ -63,23 +70,30 @@ def volume_report(change_3d: str | Path, out: str | Path | None = None, min_heig
         if area < min_area:
             continue
         mx = float(hi[i]) if abs(hi[i]) >= abs(lo[i]) else float(lo[i])
-        props[i + 1] = {"id": i + 1, "area_m2": round(area, 3), "mean_dh_m": round(float(total[i] / count[i]), 3),
-                        "max_dh_m": round(mx, 3), "volume_m3": round(float(total[i]) * pix_area, 3),
-                        "cells": int(count[i])}
+        props[i + 1] = {
+            "id": i + 1,
+            "area_m2": round(area, 3),
+            "mean_dh_m": round(float(total[i] / count[i]), 3),
+            "max_dh_m": round(mx, 3),
+            "volume_m3": round(float(total[i]) * pix_area, 3),
+            "cells": int(count[i]),
+        }
     feats = []
     for geom, val in shapes(labels.astype(np.int32), mask=labels > 0, transform=tr, connectivity=8):
         if int(val) in props:
             feats.append({"type": "Feature", "geometry": geom, "properties": props[int(val)]})
-    fc = {"type": "FeatureCollection", "name": path.stem,
-          "crs": {"type": "name", "properties": {"name": crs.to_string() if crs else None}},
-          "features": feats}
-    summary = {"regions": len(props), "pixel_area_m2": pix_area,
-               "total_area_m2": round(sum(p["area_m2"] for p in props.values()), 3),
-               "net_volume_m3": round(sum(p["volume_m3"] for p in props.values()), 3)}
+    fc = {
+        "type": "FeatureCollection",
+        "name": path.stem,
+        "crs": {"type": "name", "properties": {"name": crs.to_string() if crs else None}},
+        "features": feats,
+    }
+    summary = {
+        "regions": len(props),
+        "pixel_area_m2": pix_area,
+        "total_area_m2": round(sum(p["area_m2"] for p in props.values()), 3),
+        "net_volume_m3": round(sum(p["volume_m3"] for p in props.values()), 3),
+    }
     if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(fc))
-        os.replace(tmp, out)
+        write_json(out, fc, indent=None)
     return {"summary": summary, "regions": list(props.values()), "geojson": fc}

@@ -63,16 +63,20 @@ class MTBITLike(nn.Module):
     ) -> None:
         super().__init__()
         if len(decoder_channels) != encoder_depth:
-            raise ValueError(f"decoder_channels needs {encoder_depth} entries, got {len(decoder_channels)}")
-        self.encoder = get_encoder(encoder_name, in_channels=in_channels, depth=encoder_depth,
-                                   weights=encoder_weights)
+            raise ValueError(
+                f"decoder_channels needs {encoder_depth} entries, got {len(decoder_channels)}"
+            )
+        self.encoder = get_encoder(
+            encoder_name, in_channels=in_channels, depth=encoder_depth, weights=encoder_weights
+        )
         load_encoder_weights(self.encoder, encoder_weights_path)
         ch = list(self.encoder.out_channels)
         self.proj = nn.Conv2d(ch[-1], dim, 1)
         self.tokenizer = Tokenizer(dim, token_len)
         self.token_pos = nn.Parameter(torch.randn(1, 2 * token_len, dim) * 0.02)
-        layer = nn.TransformerEncoderLayer(dim, heads, dim * 2, dropout=0.0, batch_first=True,
-                                           norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, dim * 2, dropout=0.0, batch_first=True, norm_first=True
+        )
         self.token_encoder = nn.TransformerEncoder(layer, enc_layers, enable_nested_tensor=False)
         self.pixel_decoder = nn.ModuleList(CrossBlock(dim, heads) for _ in range(dec_layers))
         self.unproj = nn.Conv2d(dim, ch[-1], 1)
@@ -88,7 +92,9 @@ class MTBITLike(nn.Module):
             q = blk(q, tokens)
         return q.transpose(1, 2).reshape(n, d, h, w)
 
-    def forward(self, before: torch.Tensor, after: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, before: torch.Tensor, after: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(logits_2d N×C×H×W, height N×1×⌈H/2⌉×⌈W/2⌉)``."""
         before, size = pad_to_multiple(before, self.multiple)
         after, _ = pad_to_multiple(after, self.multiple)

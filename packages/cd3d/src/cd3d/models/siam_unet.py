@@ -42,15 +42,19 @@ class SiamUnet(nn.Module):
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; choose from {FUSIONS}")
         if len(decoder_channels) != encoder_depth:
-            raise ValueError(f"decoder_channels needs {encoder_depth} entries, got {len(decoder_channels)}")
+            raise ValueError(
+                f"decoder_channels needs {encoder_depth} entries, got {len(decoder_channels)}"
+            )
         self.fusion = fusion
-        self.encoder = get_encoder(encoder_name, in_channels=in_channels, depth=encoder_depth,
-                                   weights=encoder_weights)
+        self.encoder = get_encoder(
+            encoder_name, in_channels=in_channels, depth=encoder_depth, weights=encoder_weights
+        )
         load_encoder_weights(self.encoder, encoder_weights_path)
         self.encoder_b = None
         if not shared_encoder:
-            self.encoder_b = get_encoder(encoder_name, in_channels=in_channels, depth=encoder_depth,
-                                         weights=encoder_weights)
+            self.encoder_b = get_encoder(
+                encoder_name, in_channels=in_channels, depth=encoder_depth, weights=encoder_weights
+            )
             load_encoder_weights(self.encoder_b, encoder_weights_path)
         ch = list(self.encoder.out_channels)
         if fusion == "concat":
@@ -59,7 +63,9 @@ class SiamUnet(nn.Module):
         self.heads = Heads(decoder_channels[-1], classes)
         self.multiple = 2**encoder_depth
 
-    def forward(self, before: torch.Tensor, after: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, before: torch.Tensor, after: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(logits_2d N×C×H×W, height N×1×⌈H/2⌉×⌈W/2⌉)``."""
         before, size = pad_to_multiple(before, self.multiple)
         after, _ = pad_to_multiple(after, self.multiple)

@@ -20,12 +20,17 @@ class PixelMLP(nn.Module):
     def __init__(self, in_channels: int = 3, hidden: int = 16, classes: int = 2) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(2 * in_channels, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, hidden, 1), nn.ReLU()
+            nn.Conv2d(2 * in_channels, hidden, 1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 1),
+            nn.ReLU(),
         )
         self.head_2d = nn.Conv2d(hidden, classes, 1)
         self.head_3d = nn.Conv2d(hidden, 1, 1)
 
-    def forward(self, before: torch.Tensor, after: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, before: torch.Tensor, after: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(logits_2d, height)``; height is the 2×2 mean (ceil mode) of a per-pixel map."""
         f = self.body(torch.cat([before, after], 1))
         h = F.avg_pool2d(self.head_3d(f), 2, ceil_mode=True)

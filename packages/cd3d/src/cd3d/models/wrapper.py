@@ -9,12 +9,31 @@ import torch
 import torch.nn as nn
 
 from .registry import create_model
+from .tta import predict_with_tta
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class ChangeDetector(nn.Module):
+class Predictor:
+    """Adds :meth:`predict` to a module whose ``forward(before, after)`` returns logits N×2×H×W
+    and height change N×1×h×w in metres (the detector and the baselines)."""
+
+    @torch.no_grad()
+    def predict(
+        self, before: torch.Tensor, after: torch.Tensor, tta: bool | str = False, amp: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Change probability N×H×W and height N×⌈H/2⌉×⌈W/2⌉ (metres) for [0, 1] image batches.
+
+        Switches to eval mode; ``tta`` averages over flips (``True``/``"flip"``) or the eight D4
+        transforms (``"d4"``); ``amp`` runs under bf16 autocast.
+        """
+        if self.training:
+            self.eval()
+        return predict_with_tta(self, before, after, tta, amp)
+
+
+class ChangeDetector(Predictor, nn.Module):
     """``net`` from the registry plus per-channel mean/std and ``height_scale`` (metres per unit).
 
     The network regresses height change divided by ``height_scale`` (so targets lie in about
@@ -36,13 +55,17 @@ class ChangeDetector(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         self.height_scale = float(height_scale)
 
-    def forward_scaled(self, before: torch.Tensor, after: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_scaled(
+        self, before: torch.Tensor, after: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and height in scaled units (what the loss sees)."""
         b = (before - self.mean) / self.std
         a = (after - self.mean) / self.std
         return self.net(b, a)
 
-    def forward(self, before: torch.Tensor, after: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, before: torch.Tensor, after: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits N×2×H×W and height change N×1×h×w in metres."""
         logits, h = self.forward_scaled(before, after)
         return logits, h * self.height_scale
