@@ -14,8 +14,8 @@ import pandas as pd
 import torch
 
 from spheroid_rank.data.io import save_gray
+from spheroid_rank.engine.config import SSLConfig
 from spheroid_rank.engine.embed import extract
-from spheroid_rank.engine.train import SSLConfig
 from spheroid_rank.models.ssl import build_method
 
 
@@ -43,8 +43,14 @@ def main(argv=None) -> None:
         model = build_method("simclr", backbone=args.backbone, in_chans=1, img_size=size).eval()
         extract(model, table.iloc[:bs], cfg, device=args.device, batch_size=bs)  # warm-up
         t0 = time.perf_counter()
-        emb = extract(model, table, cfg, device=args.device, batch_size=bs,
-                      workers=0 if args.device == "cpu" else 8)
+        emb = extract(
+            model,
+            table,
+            cfg,
+            device=args.device,
+            batch_size=bs,
+            workers=0 if args.device == "cpu" else 8,
+        )
         files_s = n / (time.perf_counter() - t0)
         x = torch.rand(bs, 1, size, size, device=args.device)
         with torch.no_grad():
@@ -57,12 +63,24 @@ def main(argv=None) -> None:
             if args.device == "cuda":
                 torch.cuda.synchronize()
         fwd_s = bs * max(n // bs, 1) / (time.perf_counter() - t0)
-    print(json.dumps({"benchmark": "embed_throughput", "package": "spheroid-rank",
-                      "device": args.device, "results": {
-                          "backbone": args.backbone, "img_size": size, "images": n,
-                          "dim": int(emb.shape[1]), "extract_from_files_img_s": round(files_s, 1),
-                          "forward_only_img_s": round(fwd_s, 1),
-                          "ratio": round(files_s / fwd_s, 3)}}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "embed_throughput",
+                "package": "spheroid-rank",
+                "device": args.device,
+                "results": {
+                    "backbone": args.backbone,
+                    "img_size": size,
+                    "images": n,
+                    "dim": int(emb.shape[1]),
+                    "extract_from_files_img_s": round(files_s, 1),
+                    "forward_only_img_s": round(fwd_s, 1),
+                    "ratio": round(files_s / fwd_s, 3),
+                },
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ def test_embedding_on_cuda_matches_cpu(synth_dir):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     from spheroid_rank.data.metadata import load_experiment
+    from spheroid_rank.engine.config import SSLConfig
     from spheroid_rank.engine.embed import extract
-    from spheroid_rank.engine.train import SSLConfig
     from spheroid_rank.models.ssl import build_method
 
     t = load_experiment(synth_dir).iloc[:32]

@@ -29,8 +29,9 @@ def test_inner_filter_drops_outer_wells(synth_dir, tmp_path):
     extra["well"] = "A01"
     pd.concat([lay, extra]).to_csv(d / "layout.csv", index=False)
     assert "A01" not in set(load_experiment(d, check_images=False)["well"])
-    assert "A01" in set(load_experiment(d, inner_only=False, target_day=None,
-                                        check_images=False)["well"])
+    assert "A01" in set(
+        load_experiment(d, inner_only=False, target_day=None, check_images=False)["well"]
+    )
 
 
 def test_missing_target_day_error_or_exclusion(synth_dir, tmp_path):

@@ -94,12 +94,18 @@ def test_real_microscopy_images(microscopy_dir, tmp_path):
 def test_real_microscopy_embedding(microscopy_dir):
     import pandas as pd
 
+    from spheroid_rank.engine.config import SSLConfig
     from spheroid_rank.engine.embed import extract
-    from spheroid_rank.engine.train import SSLConfig
     from spheroid_rank.models.ssl import build_method
 
-    table = pd.DataFrame({"path": [str(microscopy_dir / n) for n in
-                                   ("orgaquant_1.jpg", "orgaquant_2.jpg", "orgaquant_8.tif")]})
+    table = pd.DataFrame(
+        {
+            "path": [
+                str(microscopy_dir / n)
+                for n in ("orgaquant_1.jpg", "orgaquant_2.jpg", "orgaquant_8.tif")
+            ]
+        }
+    )
     cfg = SSLConfig(backbone="spheroid_cnn_small", img_size=64, load_size=72)
     m = build_method("simclr", backbone="spheroid_cnn_small", in_chans=1, img_size=64).eval()
     emb = extract(m, table, cfg)

@@ -45,10 +45,21 @@ def _wells():
 
 def test_rank_conditions_order_and_columns():
     r = rank_conditions(_wells(), n_boot=200)
-    assert list(r.columns[:6]) == ["condition", "n_wells", "score_median", "ci_low", "ci_high",
-                                   "rank"]
-    assert list(r["condition"]) == ["A @ 10.0", "R (single dose)", "A @ 1.0", "A @ 0.1",
-                                    "untreated"]
+    assert list(r.columns[:6]) == [
+        "condition",
+        "n_wells",
+        "score_median",
+        "ci_low",
+        "ci_high",
+        "rank",
+    ]
+    assert list(r["condition"]) == [
+        "A @ 10.0",
+        "R (single dose)",
+        "A @ 1.0",
+        "A @ 0.1",
+        "untreated",
+    ]
     assert list(r["rank"]) == [1, 2, 3, 4, 5]
     assert (r["ci_low"] <= r["score_median"]).all() and (r["ci_high"] >= r["score_median"]).all()
     assert r.loc[r["condition"] == "untreated", "z_score"].iloc[0] == pytest.approx(0, abs=1.0)

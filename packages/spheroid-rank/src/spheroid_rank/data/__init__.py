@@ -1,1 +1,2 @@
-"""data seam of spheroid-rank."""
+"""Inputs: plate geometry, the metadata table, image/CSV readers, atomic writers, the torch
+dataset, bright-field augmentations and the synthetic plate generator."""

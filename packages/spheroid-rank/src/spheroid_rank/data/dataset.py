@@ -29,8 +29,14 @@ class SpheroidImages(Dataset):
     Items are ``(views, index)``.
     """
 
-    def __init__(self, table: pd.DataFrame, load_size: int = 96, focal: str = "sharpest",
-                 transform: Callable | None = None, cache: bool = True) -> None:
+    def __init__(
+        self,
+        table: pd.DataFrame,
+        load_size: int = 96,
+        focal: str = "sharpest",
+        transform: Callable | None = None,
+        cache: bool = True,
+    ) -> None:
         self.paths = list(table["path"])
         self.load_size, self.focal, self.transform = load_size, focal, transform
         self._cache: dict[int, torch.Tensor] | None = {} if cache else None

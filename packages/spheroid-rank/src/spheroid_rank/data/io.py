@@ -1,19 +1,124 @@
-"""Image reading: 8/16-bit grayscale or RGB TIFF/PNG/JPEG, optional 3-plane focal stacks."""
+"""File I/O: image and embedding readers, the package error class, and the atomic writers.
+
+Images are 8/16-bit grayscale or RGB TIFF/PNG/JPEG, optionally 3-plane focal stacks. Every
+file the package writes goes through :func:`atomic_path` (temp file in the same folder,
+then ``os.replace``), so an interrupted run never leaves a half-written file behind.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import json
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import tifffile
 from PIL import Image
 from scipy import ndimage
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 FOCAL_MODES = ("sharpest", "channels", "mean")
 
 
-class ImageReadError(ValueError):
+class SpheroidRankError(ValueError):
+    """Bad input or configuration; the message names the file or key."""
+
+
+class ImageReadError(SpheroidRankError):
     """An image file could not be read or has an unsupported layout."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; it replaces ``path`` only on success.
+
+    The temporary name keeps the suffix (``.name.<pid>.tmp.png``) so writers that infer the
+    format from it (PIL, tifffile, matplotlib, torch) still work. Parent folders are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w", **open_kw: Any) -> Iterator[IO]:
+    """``open()`` a temporary file that replaces ``path`` when the block succeeds."""
+    if "b" not in mode:
+        open_kw.setdefault("encoding", "utf-8")
+        if "newline" not in open_kw and mode.startswith("w"):
+            open_kw["newline"] = ""
+    with atomic_path(path) as tmp, open(tmp, mode, **open_kw) as fh:
+        yield fh
+
+
+def write_json(path: str | Path, obj: Any, *, indent: int = 2) -> Path:
+    """Write ``obj`` as JSON atomically; returns ``path``."""
+    with atomic_write(path) as fh:
+        json.dump(obj, fh, indent=indent)
+        fh.write("\n")
+    return Path(path)
+
+
+def write_csv(
+    path: str | Path,
+    rows_or_dataframe: pd.DataFrame | Sequence[dict],
+    fieldnames: Sequence[str] | None = None,
+) -> Path:
+    """Write a DataFrame (without its index) or a list of dicts as CSV atomically."""
+    with atomic_write(path) as fh:
+        if hasattr(rows_or_dataframe, "to_csv"):
+            df = rows_or_dataframe if fieldnames is None else rows_or_dataframe[list(fieldnames)]
+            df.to_csv(fh, index=False)
+        else:
+            rows = list(rows_or_dataframe)
+            names = list(fieldnames or (rows[0].keys() if rows else []))
+            writer = csv.DictWriter(fh, fieldnames=names)
+            writer.writeheader()
+            writer.writerows(rows)
+    return Path(path)
+
+
+def read_embeddings(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """Metadata and (N, D) embeddings from a CSV written by ``embed`` (columns ``e0..eN``)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise SpheroidRankError(f"{path}: embeddings file does not exist")
+    try:
+        df = pd.read_csv(
+            path, dtype={"plate": str, "drug": str, "concentration": str}, keep_default_na=False
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise SpheroidRankError(f"{path}: not a CSV file ({exc.__class__.__name__})") from exc
+    ecols = [c for c in df.columns if c.startswith("e") and c[1:].isdigit()]
+    if not ecols:
+        raise SpheroidRankError(f"{path}: no embedding columns e0..eN")
+    return df.drop(columns=ecols), df[ecols].to_numpy(np.float32)
+
+
+def read_table(path: str | Path, what: str = "table") -> pd.DataFrame:
+    """A CSV table with ``plate`` kept as text; errors name the file."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise SpheroidRankError(f"{path}: {what} file does not exist")
+    try:
+        return pd.read_csv(path, dtype={"plate": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise SpheroidRankError(f"{path}: not a CSV {what} ({exc.__class__.__name__})") from exc
 
 
 def focus_measure(plane: np.ndarray) -> float:
@@ -57,7 +162,9 @@ def load_raw(path: str | Path) -> np.ndarray:
     except ImageReadError:
         raise
     except Exception as exc:
-        raise ImageReadError(f"{path}: cannot read image ({exc.__class__.__name__}: {exc})") from exc
+        raise ImageReadError(
+            f"{path}: cannot read image ({exc.__class__.__name__}: {exc})"
+        ) from exc
 
 
 def bit_depth(path: str | Path) -> str:
@@ -103,17 +210,24 @@ def read_image(path: str | Path, focal: str = "sharpest") -> np.ndarray:
         if focal == "mean":
             return stack.mean(0)
         return stack[int(np.argmax([focus_measure(p) for p in stack]))]
-    raise ImageReadError(f"{path}: unsupported image shape {arr.shape} (expected HxW, HxWx3 or ZxHxW)")
+    raise ImageReadError(
+        f"{path}: unsupported image shape {arr.shape} (expected HxW, HxWx3 or ZxHxW)"
+    )
 
 
 def save_gray(path: str | Path, img: np.ndarray, bits: int = 8) -> None:
-    """Write a [0, 1] grayscale image as 8- or 16-bit PNG/TIFF (temp file + rename)."""
-    path = Path(path)
+    """Write a [0, 1] grayscale image (H, W), or a (Z, H, W) focal stack as TIFF, with 8 or
+    16 bits, atomically."""
     a = np.clip(img, 0, 1)
     arr = (a * 255).round().astype(np.uint8) if bits == 8 else (a * 65535).round().astype(np.uint16)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    if path.suffix.lower() in (".tif", ".tiff"):
-        tifffile.imwrite(tmp, arr)
-    else:
-        Image.fromarray(arr).save(tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        if tmp.suffix.lower() in (".tif", ".tiff"):
+            tifffile.imwrite(tmp, arr)
+        else:
+            Image.fromarray(arr).save(tmp)
+
+
+def save_rgb(path: str | Path, rgb: np.ndarray) -> None:
+    """Write an (H, W, 3) uint8 image atomically (PNG/JPEG by suffix)."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(rgb).save(tmp)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from spheroid_rank.data.io import ImageReadError, bit_depth
+from spheroid_rank.data.io import ImageReadError, SpheroidRankError, bit_depth
 from spheroid_rank.data.plate import is_inner, normalize_well, parse_well
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ _PLATE_RE = re.compile(r"^plate_(.+)$")
 _DAY_RE = re.compile(r"^day_?(\d+)$")
 
 
-class MetadataError(ValueError):
+class MetadataError(SpheroidRankError):
     """The experiment metadata is inconsistent; the message names the file or well."""
 
 
@@ -80,9 +80,7 @@ def read_layout(path: str | Path) -> pd.DataFrame:
     bad = lay[~lay["group"].isin(GROUPS)]
     if len(bad):
         i = bad.index[0]
-        raise MetadataError(
-            f"{path} line {i + 2}: group {bad['group'].iloc[0]!r} not in {GROUPS}"
-        )
+        raise MetadataError(f"{path} line {i + 2}: group {bad['group'].iloc[0]!r} not in {GROUPS}")
     dup = lay.duplicated(["plate", "well"], keep=False)
     if dup.any():
         raise MetadataError(f"{path}: well(s) listed twice: {sorted(set(lay.loc[dup, 'well']))}")
@@ -112,8 +110,9 @@ def scan_folder(root: str | Path) -> pd.DataFrame:
                 if f.suffix.lower() not in IMAGE_EXTS or f.name.startswith("."):
                     continue
                 well = _clean_well(f.stem, str(f))
-                rows.append({"plate": pm.group(1), "well": well, "day": int(dm.group(1)),
-                             "path": str(f)})
+                rows.append(
+                    {"plate": pm.group(1), "well": well, "day": int(dm.group(1)), "path": str(f)}
+                )
     if not rows:
         raise MetadataError(f"{root}: no images found in plate_<id>/day_<d>/<well>.<ext>")
     return pd.DataFrame(rows)
@@ -165,8 +164,10 @@ def validate_table(
     t["drug"] = t["drug"].fillna("").astype(str)
     t["concentration"] = t["concentration"].fillna("").astype(str)
     t["plate"] = t["plate"].astype(str)
-    t["well"] = [_clean_well(w, f"{source} (plate {p}, {path})")
-                 for w, p, path in zip(t["well"], t["plate"], t["path"])]
+    t["well"] = [
+        _clean_well(w, f"{source} (plate {p}, {path})")
+        for w, p, path in zip(t["well"], t["plate"], t["path"])
+    ]
     t["day"] = t["day"].astype(int)
     bad = t[~t["group"].isin(GROUPS)]
     if len(bad):
@@ -185,14 +186,24 @@ def validate_table(
         d = t[dup].iloc[0]
         raise MetadataError(
             f"{source}: duplicated image for plate {d['plate']} well {d['well']} day {d['day']}: "
-            + ", ".join(t.loc[dup & (t["plate"] == d["plate"]) & (t["well"] == d["well"])
-                              & (t["day"] == d["day"]), "path"])
+            + ", ".join(
+                t.loc[
+                    dup
+                    & (t["plate"] == d["plate"])
+                    & (t["well"] == d["well"])
+                    & (t["day"] == d["day"]),
+                    "path",
+                ]
+            )
         )
     if inner_only:
         outer = ~t["well"].map(is_inner)
         if outer.any():
-            log.info("inner-60 filter: excluded %d images of %d outer wells", int(outer.sum()),
-                     t.loc[outer, ["plate", "well"]].drop_duplicates().shape[0])
+            log.info(
+                "inner-60 filter: excluded %d images of %d outer wells",
+                int(outer.sum()),
+                t.loc[outer, ["plate", "well"]].drop_duplicates().shape[0],
+            )
         t = t[~outer]
     if target_day is not None:
         has = t.groupby(["plate", "well"])["day"].apply(lambda d: target_day in set(d))
@@ -227,8 +238,9 @@ def load_experiment(data: str | Path, **kwargs) -> pd.DataFrame:
     """Metadata table from a data folder (with ``layout.csv``) or a metadata CSV file."""
     data = Path(data)
     if data.is_file():
-        t = pd.read_csv(data, dtype={"plate": str, "drug": str, "concentration": str},
-                        keep_default_na=False)
+        t = pd.read_csv(
+            data, dtype={"plate": str, "drug": str, "concentration": str}, keep_default_na=False
+        )
         if "path" in t.columns:
             t["path"] = [str(p if Path(p).is_absolute() else data.parent / p) for p in t["path"]]
         return validate_table(t, source=str(data), **kwargs)
@@ -236,3 +248,20 @@ def load_experiment(data: str | Path, **kwargs) -> pd.DataFrame:
     images = scan_folder(data)
     layout = read_layout(layout_path)
     return validate_table(_merge_layout(images, layout, layout_path), source=str(data), **kwargs)
+
+
+def attach_truth(meta: pd.DataFrame, data_dir: str | Path | None) -> pd.DataFrame:
+    """Add the ``true_efficacy`` column of ``data_dir/layout.csv`` (synthetic data) by
+    (plate, well); ``meta`` is returned unchanged when it has the column already, or when
+    the layout has none."""
+    if "true_efficacy" in meta.columns or data_dir is None:
+        return meta
+    lay = Path(data_dir) / "layout.csv"
+    if not lay.is_file():
+        raise MetadataError(f"{lay}: layout file does not exist")
+    t = pd.read_csv(lay, dtype={"plate": str})
+    if "true_efficacy" not in t.columns:
+        return meta
+    if "plate" not in t.columns or t["plate"].isna().all():
+        return meta.merge(t[["well", "true_efficacy"]], on="well", how="left")
+    return meta.merge(t[["plate", "well", "true_efficacy"]], on=["plate", "well"], how="left")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from spheroid_rank.data.io import save_gray
+from spheroid_rank.data.io import save_gray, write_csv
 from spheroid_rank.data.plate import inner_wells, well_index
 
 log = logging.getLogger(__name__)
@@ -103,8 +103,13 @@ def render_spheroid(
     dist = np.hypot(dx, dy)
     theta = np.arctan2(dy, dx)
     k = np.arange(1, len(harmonics) + 1)
-    rad = radius * (1 + (harmonics[:, 0:1, None] * np.cos(k[:, None, None] * theta[None]
-                                                          + harmonics[:, 1:2, None])).sum(0))
+    rad = radius * (
+        1
+        + (
+            harmonics[:, 0:1, None]
+            * np.cos(k[:, None, None] * theta[None] + harmonics[:, 1:2, None])
+        ).sum(0)
+    )
     inside = np.clip(rad - dist + 0.5, 0.0, 1.0)  # one-pixel soft edge
     for fy, fx, fr in fragments:
         inside = np.maximum(inside, np.clip(fr - np.hypot(yy - fy, xx - fx) + 0.5, 0.0, 1.0))
@@ -127,9 +132,14 @@ def _design_table(rng: np.random.Generator, design) -> pd.DataFrame:
     for group, drugs, concs, n in design:
         eff, _, _ = combined_effect(drugs, concs)
         for _ in range(n):
-            rows.append({"group": group, "drug": "+".join(drugs),
-                         "concentration": "+".join(_fmt(c) for c in concs),
-                         "true_efficacy": round(eff, 6)})
+            rows.append(
+                {
+                    "group": group,
+                    "drug": "+".join(drugs),
+                    "concentration": "+".join(_fmt(c) for c in concs),
+                    "true_efficacy": round(eff, 6),
+                }
+            )
     wells = inner_wells()
     if len(rows) != len(wells):
         raise ValueError(f"design has {len(rows)} wells; a plate has {len(wells)} inner wells")
@@ -164,8 +174,13 @@ def make_plate_images(
         r0 = size * rng.uniform(0.13, 0.16)
         growth = rng.uniform(0.035, 0.05)
         harm = np.stack([rng.uniform(0.0, 0.025, 5), rng.uniform(0, 2 * np.pi, 5)], 1)
-        extra = np.stack([rng.uniform(0.5, 1.0, 5) * [0.0, 0.10, 0.10, 0.07, 0.05],
-                          rng.uniform(0, 2 * np.pi, 5)], 1)
+        extra = np.stack(
+            [
+                rng.uniform(0.5, 1.0, 5) * [0.0, 0.10, 0.10, 0.07, 0.05],
+                rng.uniform(0, 2 * np.pi, 5),
+            ],
+            1,
+        )
         tex = _smooth_noise(rng, size, 1.5)
         frag_dirs = rng.uniform(0, 2 * np.pi, 24)
         frag_dist = rng.uniform(1.1, 2.0, 24)
@@ -186,26 +201,26 @@ def make_plate_images(
             h[:, 0] += extra[:, 0] * p * explode
             h[:, 1] += extra[:, 1] * p * explode
             n_frag = int(round(24 * boom))
-            frags = [(c + np.sin(a) * base * dd * (1 + boom), c + np.cos(a) * base * dd * (1 + boom),
-                      base * s) for a, dd, s in zip(frag_dirs[:n_frag], frag_dist[:n_frag],
-                                                    frag_size[:n_frag])]
+            frags = [
+                (
+                    c + np.sin(a) * base * dd * (1 + boom),
+                    c + np.cos(a) * base * dd * (1 + boom),
+                    base * s,
+                )
+                for a, dd, s in zip(frag_dirs[:n_frag], frag_dist[:n_frag], frag_size[:n_frag])
+            ]
             darkness = 0.18 * p * shrink + 0.04 * p
             specks = int(rng.poisson(1.5 + 6 * boom))
             blur = float(rng.uniform(0.3, 1.2))
-            img = render_spheroid(size, radius, h, tex, darkness, frags, bg,
-                                  vignette * plate_gain, blur, rng, specks)
+            img = render_spheroid(
+                size, radius, h, tex, darkness, frags, bg, vignette * plate_gain, blur, rng, specks
+            )
             ddir = out / f"plate_{plate}" / f"day_{day}"
             ddir.mkdir(parents=True, exist_ok=True)
             path = ddir / f"{w['well']}{ext}"
             if focal_stack:
-                import tifffile
-
                 planes = [ndimage.gaussian_filter(img, s) for s in (2.0, 0.0, 1.5)]
-                arr = np.stack(planes)
-                arr = (np.clip(arr, 0, 1) * (65535 if bits == 16 else 255)).round()
-                tmp = path.with_name(path.stem + ".tmp.tif")
-                tifffile.imwrite(tmp, arr.astype(np.uint16 if bits == 16 else np.uint8))
-                tmp.replace(path)
+                save_gray(path, np.stack(planes), bits=bits)
             else:
                 save_gray(path, img, bits=bits)
 
@@ -238,15 +253,19 @@ def make_synthetic_experiment(
     layout = pd.concat(layouts, ignore_index=True)
     from spheroid_rank.data.metadata import condition_name
 
-    layout["condition"] = [condition_name(g, d, c) for g, d, c in
-                           zip(layout["group"], layout["drug"], layout["concentration"])]
-    tmp = out / "layout.csv.tmp"
-    layout.to_csv(tmp, index=False)
-    tmp.replace(out / "layout.csv")
-    truth = (layout.groupby("condition", sort=False)
-             .agg(group=("group", "first"), true_efficacy=("true_efficacy", "first"))
-             .reset_index().sort_values("true_efficacy", ascending=False))
-    truth.to_csv(out / "truth.csv", index=False)
-    log.info("synthetic experiment: %d plates x %d wells x %d days in %s", n_plates, 60,
-             len(days), out)
+    layout["condition"] = [
+        condition_name(g, d, c)
+        for g, d, c in zip(layout["group"], layout["drug"], layout["concentration"])
+    ]
+    write_csv(out / "layout.csv", layout)
+    truth = (
+        layout.groupby("condition", sort=False)
+        .agg(group=("group", "first"), true_efficacy=("true_efficacy", "first"))
+        .reset_index()
+        .sort_values("true_efficacy", ascending=False)
+    )
+    write_csv(out / "truth.csv", truth)
+    log.info(
+        "synthetic experiment: %d plates x %d wells x %d days in %s", n_plates, 60, len(days), out
+    )
     return truth

@@ -59,33 +59,38 @@ def normalize(channels: int) -> v2.Normalize:
 
 def ssl_view(size: int, channels: int = 1, min_scale: float = 0.5) -> v2.Compose:
     """One strong SSL view: crop, flips, 90-degree rotations, blur, brightness/contrast, noise."""
-    return v2.Compose([
-        v2.RandomResizedCrop(size, scale=(min_scale, 1.0), ratio=(0.8, 1.25), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.RandomVerticalFlip(),
-        RandomRot90(),
-        v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.5))], p=0.5),
-        BrightnessContrast(0.25, 0.25),
-        GaussianNoise(0.03),
-        normalize(channels),
-    ])
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(size, scale=(min_scale, 1.0), ratio=(0.8, 1.25), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(),
+            RandomRot90(),
+            v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.5))], p=0.5),
+            BrightnessContrast(0.25, 0.25),
+            GaussianNoise(0.03),
+            normalize(channels),
+        ]
+    )
 
 
-def ssl_transform(size: int, channels: int = 1, n_views: int = 2,
-                  min_scale: float = 0.5) -> MultiViewTransform:
+def ssl_transform(
+    size: int, channels: int = 1, n_views: int = 2, min_scale: float = 0.5
+) -> MultiViewTransform:
     """lightly MultiViewTransform producing ``n_views`` independent strong views."""
     return MultiViewTransform([ssl_view(size, channels, min_scale) for _ in range(n_views)])
 
 
 def weak_transform(size: int, channels: int = 1) -> v2.Compose:
     """Weaker augmentations for the supervised baseline (crop scale 0.8-1, flips, blur)."""
-    return v2.Compose([
-        v2.RandomResizedCrop(size, scale=(0.8, 1.0), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.RandomVerticalFlip(),
-        v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.0))], p=0.3),
-        normalize(channels),
-    ])
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(size, scale=(0.8, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(),
+            v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.0))], p=0.3),
+            normalize(channels),
+        ]
+    )
 
 
 def eval_transform(size: int, channels: int = 1) -> v2.Compose:

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
-from importlib import resources
 from pathlib import Path
 
-import yaml
-
+from spheroid_rank.data.io import write_csv, write_json
 from spheroid_rank.data.metadata import load_experiment
 from spheroid_rank.data.synth import make_synthetic_experiment
-from spheroid_rank.engine.embed import embeddings_frame, extract, load_model, write_csv
-from spheroid_rank.engine.pipeline import rank_experiment
-from spheroid_rank.engine.train import SSLConfig, train_ssl
+from spheroid_rank.engine.checkpoint import load_model
+from spheroid_rank.engine.config import load_demo_config
+from spheroid_rank.engine.embed import embeddings_frame, extract
+from spheroid_rank.engine.rank import rank_experiment
+from spheroid_rank.engine.train import train_ssl
 from spheroid_rank.eval.morphology import morphology_table
 from spheroid_rank.eval.probe import knn_accuracy, linear_probe
-from spheroid_rank.eval.scores import ScoreConfig
 
 
-def run_demo(out: Path, seed: int = 0, epochs: int | None = None) -> int:
+def run_demo(out: Path, seed: int = 0, epochs: int | None = None, preset: str = "easy") -> int:
     """Run the whole pipeline on a synthetic experiment and print the numbers."""
-    cfg = yaml.safe_load(resources.files("spheroid_rank.configs").joinpath("demo.yaml")
-                         .read_text())
+    cfg = load_demo_config(preset)
     t0 = time.perf_counter()
     times: dict[str, float] = {}
 
@@ -32,27 +31,32 @@ def run_demo(out: Path, seed: int = 0, epochs: int | None = None) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     s = cfg["synth"]
-    make_synthetic_experiment(out / "data", seed=seed, n_plates=s["plates"], days=tuple(s["days"]),
-                              size=s["size"])
+    make_synthetic_experiment(
+        out / "data", seed=seed, n_plates=s["plates"], days=tuple(s["days"]), size=s["size"]
+    )
     meta = load_experiment(out / "data")
     lap("synth")
     morph = morphology_table(meta, overlay_dir=None)
-    write_csv(morph, out / "morphology.csv")
+    write_csv(out / "morphology.csv", morph)
     lap("morphology")
-    ssl = dict(cfg["ssl"])
-    if epochs is not None:
-        ssl["epochs"] = epochs
-    path = train_ssl(meta, out / "ssl", SSLConfig(seed=seed, **ssl), progress=False)
+    ssl = dataclasses.replace(
+        cfg["ssl"], seed=seed, **({} if epochs is None else {"epochs": epochs})
+    )
+    path = train_ssl(meta, out / "ssl", ssl, progress=False)
     lap("ssl")
     model, scfg = load_model(path)
     emb = extract(model, meta, scfg)
-    write_csv(embeddings_frame(meta, emb), out / "embeddings.csv")
+    write_csv(out / "embeddings.csv", embeddings_frame(meta, emb))
     lap("embed")
-    sc = cfg["score"]
-    score_cfg = ScoreConfig(model=sc["model"], metric=sc["metric"], history=tuple(sc["history"]),
-                            target=sc["target"], pca_dim=sc["pca_dim"], seed=seed)
-    summary = rank_experiment(meta, emb, out / "rank", score_cfg, morph=morph,
-                              title="spheroid-rank demo (synthetic plates)")
+    score_cfg = dataclasses.replace(cfg["score"], seed=seed)
+    summary = rank_experiment(
+        meta,
+        emb,
+        out / "rank",
+        score_cfg,
+        morph=morph,
+        title="spheroid-rank demo (synthetic plates)",
+    )
     lap("rank+report")
     probe = linear_probe(meta, emb, seed=seed)
     knn = knn_accuracy(meta, emb, seed=seed)
@@ -63,18 +67,23 @@ def run_demo(out: Path, seed: int = 0, epochs: int | None = None) -> int:
         "spearman_morphology": summary["morphology_spearman_vs_truth"],
         "z_prime_ssl": summary["z_prime"],
         "z_prime_morphology": summary["morphology_z_prime"],
-        "linear_probe_accuracy": {str(r["per_class"]): round(r["accuracy"], 3)
-                                  for r in probe.to_dict("records")},
+        "linear_probe_accuracy": {
+            str(r["per_class"]): round(r["accuracy"], 3) for r in probe.to_dict("records")
+        },
         "knn_accuracy": round(knn["accuracy"], 3),
         "seconds": total,
         "stage_seconds": times,
     }
-    (out / "demo_result.json").write_text(json.dumps(result, indent=2))
+    write_json(out / "demo_result.json", result)
     print(probe.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    print(f"Spearman vs true efficacy: SSL ranking {result['spearman_ssl']:.3f} | "
-          f"morphology-only ranking {result['spearman_morphology']:.3f}")
-    print(f"Z' (untreated vs single dose): SSL {result['z_prime_ssl']:.3f} | "
-          f"morphology {result['z_prime_morphology']:.3f}")
+    print(
+        f"Spearman vs true efficacy: SSL ranking {result['spearman_ssl']:.3f} | "
+        f"morphology-only ranking {result['spearman_morphology']:.3f}"
+    )
+    print(
+        f"Z' (untreated vs single dose): SSL {result['z_prime_ssl']:.3f} | "
+        f"morphology {result['z_prime_morphology']:.3f}"
+    )
     print(f"report: {out / 'rank' / 'report.html'}  total {total:.1f} s")
     print(json.dumps(result))
     return 0

@@ -11,19 +11,34 @@ from spheroid_rank.models.ssl import build_method, warmup_cosine
 class SSLModule(L.LightningModule):
     """Wraps an :class:`~spheroid_rank.models.ssl.SSLMethod` for Lightning training."""
 
-    def __init__(self, method: str = "simclr", backbone: str = "resnet18", in_chans: int = 1,
-                 img_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-4,
-                 warmup_epochs: int = 1, **method_kwargs) -> None:
+    def __init__(
+        self,
+        method: str = "simclr",
+        backbone: str = "resnet18",
+        in_chans: int = 1,
+        img_size: int = 64,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        warmup_epochs: int = 1,
+        **method_kwargs,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = build_method(method, backbone=backbone, in_chans=in_chans,
-                                  img_size=img_size, **method_kwargs)
+        self.model = build_method(
+            method, backbone=backbone, in_chans=in_chans, img_size=img_size, **method_kwargs
+        )
 
     def training_step(self, batch, batch_idx):
         views, _ = batch
         loss = self.model.loss(list(views), self.current_epoch, self.trainer.max_epochs or 1)
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True,
-                 batch_size=views[0].shape[0])
+        self.log(
+            "train_loss",
+            loss,
+            prog_bar=True,
+            on_step=True,
+            on_epoch=True,
+            batch_size=views[0].shape[0],
+        )
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:

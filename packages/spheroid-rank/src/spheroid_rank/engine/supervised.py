@@ -51,10 +51,17 @@ class _Labelled(torch.utils.data.Dataset):
         return x, int(self.labels[i])
 
 
-def supervised_baseline(meta: pd.DataFrame, backbone: str = "resnet18", img_size: int = 64,
-                        epochs: int = 10, batch_size: int = 32, min_day: int = 8,
-                        seed: int = 0, accelerator: str = "auto",
-                        progress: bool = False) -> dict[str, float]:
+def supervised_baseline(
+    meta: pd.DataFrame,
+    backbone: str = "resnet18",
+    img_size: int = 64,
+    epochs: int = 10,
+    batch_size: int = 32,
+    min_day: int = 8,
+    seed: int = 0,
+    accelerator: str = "auto",
+    progress: bool = False,
+) -> dict[str, float]:
     """Test accuracy of the supervised baseline on the probe's well-level split."""
     L.seed_everything(seed, verbose=False)
     y = meta["group"].map({g: i for i, g in enumerate(GROUPS)}).to_numpy()
@@ -62,9 +69,15 @@ def supervised_baseline(meta: pd.DataFrame, backbone: str = "resnet18", img_size
     train_ds = _Labelled(SpheroidImages(meta, img_size + 8, transform=weak_transform(img_size)), y)
     test_ds = _Labelled(SpheroidImages(meta, img_size + 8, transform=eval_transform(img_size)), y)
     module = SupervisedModule(backbone)
-    trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=progress,
-                        enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+    )
     trainer.fit(module, DataLoader(Subset(train_ds, tr), batch_size=batch_size, shuffle=True))
     module.eval()
     preds = []
@@ -74,5 +87,9 @@ def supervised_baseline(meta: pd.DataFrame, backbone: str = "resnet18", img_size
     pred = torch.cat(preds).numpy()
     from sklearn.metrics import balanced_accuracy_score
 
-    return {"backbone": backbone, "epochs": epochs, "accuracy": float((pred == y[te]).mean()),
-            "balanced_accuracy": float(balanced_accuracy_score(y[te], pred))}
+    return {
+        "backbone": backbone,
+        "epochs": epochs,
+        "accuracy": float((pred == y[te]).mean()),
+        "balanced_accuracy": float(balanced_accuracy_score(y[te], pred)),
+    }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -15,38 +14,17 @@ from torch.utils.data import DataLoader
 
 from spheroid_rank.data.dataset import SpheroidImages
 from spheroid_rank.data.transforms import ssl_transform
+from spheroid_rank.engine.checkpoint import save_backbone
+from spheroid_rank.engine.config import SSLConfig
 from spheroid_rank.engine.ssl_module import SSLModule
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class SSLConfig:
-    """Settings of one SSL run (also stored next to the exported backbone)."""
-
-    method: str = "simclr"
-    backbone: str = "resnet18"
-    img_size: int = 64
-    load_size: int = 72
-    focal: str = "sharpest"
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 1e-3
-    min_scale: float = 0.5
-    seed: int = 0
-    workers: int = 0
-    accelerator: str = "auto"
-    devices: int | str = 1
-    precision: str | None = None
-    method_kwargs: dict = field(default_factory=dict)
-
-    @property
-    def in_chans(self) -> int:
-        return 3 if self.focal == "channels" else 1
+__all__ = ["SSLConfig", "train_ssl"]
 
 
-def train_ssl(table: pd.DataFrame, out: str | Path, cfg: SSLConfig,
-              progress: bool = True) -> Path:
+def train_ssl(table: pd.DataFrame, out: str | Path, cfg: SSLConfig, progress: bool = True) -> Path:
     """Train on every image of ``table``; resumes from ``out/checkpoints/last.ckpt``.
 
     Writes ``out/backbone.pt`` (``{"config", "state_dict"}``, loadable with
@@ -56,22 +34,35 @@ def train_ssl(table: pd.DataFrame, out: str | Path, cfg: SSLConfig,
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     n_views = 2
-    ds = SpheroidImages(table, cfg.load_size, cfg.focal,
-                        ssl_transform(cfg.img_size, cfg.in_chans, n_views, cfg.min_scale)).preload()
+    ds = SpheroidImages(
+        table,
+        cfg.load_size,
+        cfg.focal,
+        ssl_transform(cfg.img_size, cfg.in_chans, n_views, cfg.min_scale),
+    ).preload()
     bs = min(cfg.batch_size, len(ds))
-    dl = DataLoader(ds, batch_size=bs, shuffle=True, drop_last=True, num_workers=cfg.workers,
-                    persistent_workers=cfg.workers > 0)
-    module = SSLModule(cfg.method, cfg.backbone, cfg.in_chans, cfg.img_size, cfg.lr,
-                       **cfg.method_kwargs)
+    dl = DataLoader(
+        ds,
+        batch_size=bs,
+        shuffle=True,
+        drop_last=True,
+        num_workers=cfg.workers,
+        persistent_workers=cfg.workers > 0,
+    )
+    module = SSLModule(
+        cfg.method, cfg.backbone, cfg.in_chans, cfg.img_size, cfg.lr, **cfg.method_kwargs
+    )
     cuda = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
     precision = cfg.precision or ("16-mixed" if cuda else "32-true")
     multi = cuda and (cfg.devices == -1 or (isinstance(cfg.devices, int) and cfg.devices > 1))
+    strategy = cfg.strategy if cfg.strategy != "auto" else ("ddp" if multi else "auto")
     ckpt_dir = out / "checkpoints"
     trainer = L.Trainer(
         max_epochs=cfg.epochs,
         accelerator=cfg.accelerator,
         devices=cfg.devices,
-        strategy="ddp" if multi else "auto",
+        num_nodes=cfg.num_nodes,
+        strategy=strategy,
         precision=precision,
         default_root_dir=str(out),
         logger=TensorBoardLogger(str(out), name="tensorboard"),
@@ -87,13 +78,5 @@ def train_ssl(table: pd.DataFrame, out: str | Path, cfg: SSLConfig,
     trainer.fit(module, dl, ckpt_path=str(last) if last.exists() else None)
     path = out / "backbone.pt"
     if trainer.is_global_zero:
-        save_backbone(module, cfg, path)
+        save_backbone(module.model, cfg, path)
     return path
-
-
-def save_backbone(module: SSLModule, cfg: SSLConfig, path: Path) -> None:
-    """Save the trained embedding network (temp file + rename)."""
-    state = {k: v.detach().cpu() for k, v in module.model.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
-    torch.save({"config": asdict(cfg), "state_dict": state}, tmp)
-    tmp.replace(path)

@@ -1,1 +1,2 @@
-"""eval seam of spheroid-rank."""
+"""Measuring: morphology, well scores, ranking statistics (Z', bootstrap CI, 4PL), linear
+probe / kNN / supervised baseline, and the HTML report."""

@@ -8,16 +8,25 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from scipy import ndimage
 from skimage import filters, measure, morphology, segmentation, transform
 
-from spheroid_rank.data.io import read_image
+from spheroid_rank.data.io import read_image, save_rgb
 
 log = logging.getLogger(__name__)
 
-MEASURES = ["area", "perimeter", "circularity", "feret_max", "feret_min", "equivalent_diameter",
-            "solidity", "mean_intensity", "std_intensity", "debris_fraction"]
+MEASURES = [
+    "area",
+    "perimeter",
+    "circularity",
+    "feret_max",
+    "feret_min",
+    "equivalent_diameter",
+    "solidity",
+    "mean_intensity",
+    "std_intensity",
+    "debris_fraction",
+]
 
 
 @dataclass
@@ -118,7 +127,7 @@ def segment(img: np.ndarray, max_side: int = 512) -> tuple[np.ndarray, np.ndarra
     rad = max(1, int(round(min(h, w) / 100)))
     fg = ndimage.binary_opening(fg, morphology.disk(rad))
     merged = ndimage.binary_closing(np.pad(fg, 3 * rad), morphology.disk(3 * rad))
-    merged = merged[3 * rad:-3 * rad, 3 * rad:-3 * rad]
+    merged = merged[3 * rad : -3 * rad, 3 * rad : -3 * rad]
     merged = ndimage.binary_fill_holes(merged)
     lab = measure.label(merged)
     if lab.max() == 0:
@@ -152,7 +161,9 @@ def segment(img: np.ndarray, max_side: int = 512) -> tuple[np.ndarray, np.ndarra
     return sph, debris
 
 
-def measure_image(img: np.ndarray, max_side: int = 512) -> tuple[Morphology, np.ndarray, np.ndarray]:
+def measure_image(
+    img: np.ndarray, max_side: int = 512
+) -> tuple[Morphology, np.ndarray, np.ndarray]:
     """Segment and measure one image; returns (measures, spheroid mask, debris mask)."""
     gray = img.mean(0) if img.ndim == 3 else img
     sph, debris = segment(gray, max_side)
@@ -182,8 +193,12 @@ def overlay(img: np.ndarray, sph: np.ndarray, debris: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def morphology_table(table: pd.DataFrame, overlay_dir: str | Path | None = None,
-                     focal: str = "sharpest", max_side: int = 512) -> pd.DataFrame:
+def morphology_table(
+    table: pd.DataFrame,
+    overlay_dir: str | Path | None = None,
+    focal: str = "sharpest",
+    max_side: int = 512,
+) -> pd.DataFrame:
     """Measures for every image of a metadata table (one row per plate/well/day)."""
     from tqdm import tqdm
 
@@ -194,9 +209,10 @@ def morphology_table(table: pd.DataFrame, overlay_dir: str | Path | None = None,
     for rec in tqdm(table.to_dict("records"), desc="morphology", leave=False):
         img = read_image(rec["path"], focal=focal)
         m, sph, debris = measure_image(img, max_side)
-        rows.append({**{k: rec[k] for k in ("plate", "well", "day", "group", "condition")},
-                     **asdict(m)})
+        rows.append(
+            {**{k: rec[k] for k in ("plate", "well", "day", "group", "condition")}, **asdict(m)}
+        )
         if odir:
             name = f"plate{rec['plate']}_{rec['well']}_day{rec['day']}.png"
-            Image.fromarray(overlay(img, sph, debris)).save(odir / name)
+            save_rgb(odir / name, overlay(img, sph, debris))
     return pd.DataFrame(rows)

@@ -20,9 +20,15 @@ def rank_conditions(wells: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> p
     rows = []
     for cond, g in wells.groupby("condition", sort=False):
         med, lo, hi = bootstrap_median_ci(g["score"], n_boot, seed=seed)
-        row = {"condition": cond, "n_wells": len(g), "score_median": med, "ci_low": lo,
-               "ci_high": hi, "group": g["group"].iloc[0],
-               "z_score": float(zscore([med], unt)[0]) if len(unt) else np.nan}
+        row = {
+            "condition": cond,
+            "n_wells": len(g),
+            "score_median": med,
+            "ci_low": lo,
+            "ci_high": hi,
+            "group": g["group"].iloc[0],
+            "z_score": float(zscore([med], unt)[0]) if len(unt) else np.nan,
+        }
         if "true_efficacy" in g.columns:
             row["true_efficacy"] = float(pd.to_numeric(g["true_efficacy"]).mean())
         rows.append(row)
@@ -38,8 +44,11 @@ def control_zprime(wells: pd.DataFrame, positive: str | None = None) -> float:
     ``positive`` is a condition name; by default all ``single_dose`` wells.
     """
     neg = wells.loc[wells["group"] == "untreated", "score"]
-    pos = (wells.loc[wells["condition"] == positive, "score"] if positive
-           else wells.loc[wells["group"] == "single_dose", "score"])
+    pos = (
+        wells.loc[wells["condition"] == positive, "score"]
+        if positive
+        else wells.loc[wells["group"] == "single_dose", "score"]
+    )
     if len(pos) < 2 or len(neg) < 2:
         return float("nan")
     return z_prime(pos, neg)
@@ -50,8 +59,11 @@ def dose_response(wells: pd.DataFrame) -> pd.DataFrame:
 
     Untreated wells enter every curve at a tiny concentration (1/100 of the lowest dose).
     """
-    single = wells[(wells["group"] != "untreated") & ~wells["drug"].astype(str).str.contains(r"\+")
-                   & (wells["drug"].astype(str) != "")]
+    single = wells[
+        (wells["group"] != "untreated")
+        & ~wells["drug"].astype(str).str.contains(r"\+")
+        & (wells["drug"].astype(str) != "")
+    ]
     unt = wells[wells["group"] == "untreated"]
     rows = []
     for drug, g in single.groupby("drug"):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
-from spheroid_rank.data.io import read_image
+from spheroid_rank.data.io import atomic_path, atomic_write, read_image
 from spheroid_rank.data.plate import ROWS
 from spheroid_rank.eval.stats import four_pl
 
@@ -66,8 +66,11 @@ def fig_projection(meta: pd.DataFrame, emb: np.ndarray, day: int) -> plt.Figure:
     p = PCA(2, random_state=0).fit_transform(z) if len(z) > 2 else np.zeros((len(z), 2))
     fig, ax = plt.subplots(figsize=(5, 4))
     groups = meta.loc[sel, "group"].to_numpy()
-    for gname, col in (("untreated", "tab:blue"), ("single_dose", "tab:orange"),
-                       ("screening", "tab:green")):
+    for gname, col in (
+        ("untreated", "tab:blue"),
+        ("single_dose", "tab:orange"),
+        ("screening", "tab:green"),
+    ):
         m = groups == gname
         ax.scatter(p[m, 0], p[m, 1], s=12, color=col, label=gname, alpha=0.8)
     ax.set_title(f"embeddings, day {day} (PCA)")
@@ -88,8 +91,12 @@ def fig_dose_response(wells: pd.DataFrame, fits: pd.DataFrame) -> plt.Figure | N
         ax.scatter(c, g["score"], s=12, color=col, alpha=0.7)
         if np.isfinite(f["ic50"]):
             xs = np.logspace(np.log10(c.min() / 3), np.log10(c.max() * 3), 100)
-            ax.plot(xs, four_pl(xs, f["bottom"], f["top"], f["ic50"], f["hill"]), color=col,
-                    label=f"{f['drug']}: IC50 {f['ic50']:.3g}")
+            ax.plot(
+                xs,
+                four_pl(xs, f["bottom"], f["top"], f["ic50"], f["hill"]),
+                color=col,
+                label=f"{f['drug']}: IC50 {f['ic50']:.3g}",
+            )
     ax.set_xscale("log")
     ax.set_xlabel("concentration")
     ax.set_ylabel("score")
@@ -123,33 +130,43 @@ def _b64(fig: plt.Figure) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def write_report(out: Path, title: str, summary: dict, tables: dict[str, pd.DataFrame],
-                 figures: dict[str, plt.Figure | None]) -> Path:
+def write_report(
+    out: Path,
+    title: str,
+    summary: dict,
+    tables: dict[str, pd.DataFrame],
+    figures: dict[str, plt.Figure | None],
+) -> Path:
     """``out/report.html`` (figures inline as base64 PNG) plus ``out/figures/<name>.png``."""
     out.mkdir(parents=True, exist_ok=True)
     fdir = out / "figures"
     fdir.mkdir(exist_ok=True)
-    parts = [f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}"
-             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
-             "padding:2px 6px}img{max-width:100%}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1><ul>"]
-    parts += [f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>"
-              for k, v in summary.items()]
+    parts = [
+        f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
+        "padding:2px 6px}img{max-width:100%}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><ul>",
+    ]
+    parts += [
+        f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in summary.items()
+    ]
     parts.append("</ul>")
     for name, fig in figures.items():
         if fig is None:
             continue
-        fig.savefig(fdir / f"{name}.png", dpi=90)
-        parts.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2>"
-                     f"<img src='data:image/png;base64,{_b64(fig)}'/>")
+        with atomic_path(fdir / f"{name}.png") as tmp:
+            fig.savefig(tmp, dpi=90)
+        parts.append(
+            f"<h2>{html.escape(name.replace('_', ' '))}</h2>"
+            f"<img src='data:image/png;base64,{_b64(fig)}'/>"
+        )
         plt.close(fig)
     for name, df in tables.items():
         parts.append(f"<h2>{html.escape(name)}</h2>")
         parts.append(df.to_html(index=False, float_format=lambda x: f"{x:.4g}"))
     parts.append("</body></html>")
     path = out / "report.html"
-    tmp = out / "report.html.tmp"
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    tmp.replace(path)
+    with atomic_write(path) as fh:
+        fh.write("\n".join(parts))
     return path

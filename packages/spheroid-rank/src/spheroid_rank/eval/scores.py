@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -11,15 +10,17 @@ from sklearn.covariance import LedoitWolf
 from sklearn.decomposition import PCA
 from sklearn.model_selection import KFold
 
+from spheroid_rank.engine.config import METRICS, ScoreConfig
 from spheroid_rank.models.temporal import build_temporal
 
 log = logging.getLogger(__name__)
-METRICS = ("l2", "cosine", "mahalanobis")
+__all__ = ["METRICS", "ScoreConfig", "build_sequences", "score_wells"]
 WELL_COLS = ["plate", "well", "group", "drug", "concentration", "condition"]
 
 
-def build_sequences(meta: pd.DataFrame, emb: np.ndarray, history: tuple[int, ...],
-                    target: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def build_sequences(
+    meta: pd.DataFrame, emb: np.ndarray, history: tuple[int, ...], target: int
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Per-well history (N, T, D) and target (N, D); wells missing a day are dropped (logged)."""
     m = meta.reset_index(drop=True).copy()
     m["_i"] = np.arange(len(m))
@@ -29,8 +30,9 @@ def build_sequences(meta: pd.DataFrame, emb: np.ndarray, history: tuple[int, ...
         idx = dict(zip(g["day"].astype(int), g["_i"]))
         missing = [d for d in (*history, target) if d not in idx]
         if missing:
-            log.warning("plate %s well %s: missing day(s) %s -> excluded from scoring",
-                        plate, well, missing)
+            log.warning(
+                "plate %s well %s: missing day(s) %s -> excluded from scoring", plate, well, missing
+            )
             continue
         xs.append(emb[[idx[d] for d in history]])
         ys.append(emb[idx[target]])
@@ -41,21 +43,9 @@ def build_sequences(meta: pd.DataFrame, emb: np.ndarray, history: tuple[int, ...
     return pd.DataFrame(wells), np.stack(xs), np.stack(ys)
 
 
-@dataclass
-class ScoreConfig:
-    """Temporal model, distance and preprocessing."""
-
-    model: str = "linear"
-    metric: str = "mahalanobis"
-    history: tuple[int, ...] = (7, 8, 9)
-    target: int = 10
-    pca_dim: int = 16
-    folds: int = 5
-    seed: int = 0
-
-
-def _distance(res: np.ndarray, pred: np.ndarray, y: np.ndarray, metric: str,
-              prec: np.ndarray | None) -> np.ndarray:
+def _distance(
+    res: np.ndarray, pred: np.ndarray, y: np.ndarray, metric: str, prec: np.ndarray | None
+) -> np.ndarray:
     if metric == "l2":
         return np.linalg.norm(res, axis=1)
     if metric == "cosine":
@@ -68,8 +58,9 @@ def _distance(res: np.ndarray, pred: np.ndarray, y: np.ndarray, metric: str,
     raise ValueError(f"unknown metric {metric!r}; choose from {METRICS}")
 
 
-def score_wells(meta: pd.DataFrame, emb: np.ndarray, cfg: ScoreConfig | None = None,
-                **model_kwargs) -> pd.DataFrame:
+def score_wells(
+    meta: pd.DataFrame, emb: np.ndarray, cfg: ScoreConfig | None = None, **model_kwargs
+) -> pd.DataFrame:
     """Score every well: distance between predicted and actual target-day embedding.
 
     The feature scaling/PCA and the temporal model are fitted on untreated wells only.

@@ -6,8 +6,9 @@ import numpy as np
 from scipy import optimize, stats
 
 
-def bootstrap_median_ci(values, n_boot: int = 2000, level: float = 0.95,
-                        seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_median_ci(
+    values, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
     """(median, low, high): percentile bootstrap CI of the median."""
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
@@ -58,8 +59,7 @@ def fit_four_pl(conc, response) -> dict[str, float]:
     r = np.asarray(response, dtype=np.float64)
     keep = np.isfinite(c) & np.isfinite(r) & (c > 0)
     c, r = c[keep], r[keep]
-    nan = {"bottom": np.nan, "top": np.nan, "ic50": np.nan, "hill": np.nan, "r2": np.nan,
-           "ok": 0.0}
+    nan = {"bottom": np.nan, "top": np.nan, "ic50": np.nan, "hill": np.nan, "r2": np.nan, "ok": 0.0}
     if np.unique(c).size < 3:
         return nan
 
@@ -69,8 +69,10 @@ def fit_four_pl(conc, response) -> dict[str, float]:
     lo, hi = float(r.min()), float(r.max())
     span = max(hi - lo, 1e-9)
     p0 = [lo, hi, float(np.log10(np.median(c))), 1.0]
-    bounds = ([lo - span, lo, np.log10(c.min()) - 2, 0.1], [hi, hi + 2 * span,
-                                                            np.log10(c.max()) + 2, 10.0])
+    bounds = (
+        [lo - span, lo, np.log10(c.min()) - 2, 0.1],
+        [hi, hi + 2 * span, np.log10(c.max()) + 2, 10.0],
+    )
     try:
         popt, _ = optimize.curve_fit(f, c, r, p0=p0, bounds=bounds, maxfev=20000)
     except (RuntimeError, ValueError):
@@ -80,8 +82,14 @@ def fit_four_pl(conc, response) -> dict[str, float]:
     ss_tot = float(((r - r.mean()) ** 2).sum()) or 1e-12
     ic50 = float(10 ** popt[2])
     ok = float(c.min() / 10 <= ic50 <= c.max() * 10)
-    return {"bottom": float(popt[0]), "top": float(popt[1]), "ic50": ic50,
-            "hill": float(popt[3]), "r2": 1 - ss_res / ss_tot, "ok": ok}
+    return {
+        "bottom": float(popt[0]),
+        "top": float(popt[1]),
+        "ic50": ic50,
+        "hill": float(popt[3]),
+        "r2": 1 - ss_res / ss_tot,
+        "ok": ok,
+    }
 
 
 def spearman(a, b) -> float:

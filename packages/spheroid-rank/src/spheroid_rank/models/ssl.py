@@ -66,8 +66,14 @@ class SSLMethod(nn.Module):
 class SimCLR(SSLMethod):
     """SimCLR: projection head + NT-Xent over two views."""
 
-    def __init__(self, backbone: str = "resnet18", in_chans: int = 1, img_size: int = 64,
-                 proj_dim: int = 128, temperature: float = 0.2) -> None:
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        in_chans: int = 1,
+        img_size: int = 64,
+        proj_dim: int = 128,
+        temperature: float = 0.2,
+    ) -> None:
         super().__init__(backbone, in_chans, img_size)
         self.head = SimCLRProjectionHead(self.dim, 512, proj_dim)
         self.criterion = NTXentLoss(temperature=temperature)
@@ -81,8 +87,9 @@ class SimCLR(SSLMethod):
 class BYOL(SSLMethod):
     """BYOL: online projection+prediction, momentum target, negative cosine similarity."""
 
-    def __init__(self, backbone: str = "resnet18", in_chans: int = 1, img_size: int = 64,
-                 proj_dim: int = 128) -> None:
+    def __init__(
+        self, backbone: str = "resnet18", in_chans: int = 1, img_size: int = 64, proj_dim: int = 128
+    ) -> None:
         super().__init__(backbone, in_chans, img_size)
         self.projection = BYOLProjectionHead(self.dim, 1024, proj_dim)
         self.prediction = BYOLPredictionHead(proj_dim, 1024, proj_dim)
@@ -111,8 +118,9 @@ class BYOL(SSLMethod):
 class DINO(SSLMethod):
     """DINO with two global views: student/teacher heads and lightly's DINOLoss."""
 
-    def __init__(self, backbone: str = "resnet18", in_chans: int = 1, img_size: int = 64,
-                 out_dim: int = 1024) -> None:
+    def __init__(
+        self, backbone: str = "resnet18", in_chans: int = 1, img_size: int = 64, out_dim: int = 1024
+    ) -> None:
         super().__init__(backbone, in_chans, img_size)
         self.head = DINOProjectionHead(self.dim, 512, 64, out_dim, batch_norm=True)
         self.backbone_t = copy.deepcopy(self.backbone)
@@ -138,8 +146,14 @@ class DINO(SSLMethod):
 class MAE(SSLMethod):
     """Masked autoencoder on a timm ViT (patch 8) with lightly's masked ViT blocks."""
 
-    def __init__(self, backbone: str = "vit_tiny_patch16_224", in_chans: int = 1,
-                 img_size: int = 64, mask_ratio: float = 0.75, decoder_dim: int = 128) -> None:
+    def __init__(
+        self,
+        backbone: str = "vit_tiny_patch16_224",
+        in_chans: int = 1,
+        img_size: int = 64,
+        mask_ratio: float = 0.75,
+        decoder_dim: int = 128,
+    ) -> None:
         nn.Module.__init__(self)
         if not backbone.startswith(("vit", "deit")):
             raise ValueError(f"MAE needs a ViT backbone, got {backbone!r}")
@@ -151,7 +165,8 @@ class MAE(SSLMethod):
         self.mask_ratio = mask_ratio
         self.decoder_embed = nn.Linear(self.dim, decoder_dim)
         self.decoder = MaskedVisionTransformerDecoderTIMM(
-            num_patches=vit.patch_embed.num_patches, embed_dim=decoder_dim, depth=2, num_heads=4)
+            num_patches=vit.patch_embed.num_patches, embed_dim=decoder_dim, depth=2, num_heads=4
+        )
         self.predict = nn.Linear(decoder_dim, self.patch**2 * in_chans)
 
     def embed(self, x: Tensor) -> Tensor:
@@ -161,7 +176,8 @@ class MAE(SSLMethod):
         images = views[0]
         b = images.shape[0]
         idx_keep, idx_mask = lutils.random_token_mask(
-            size=(b, self.seq_len), mask_ratio=self.mask_ratio, device=images.device)
+            size=(b, self.seq_len), mask_ratio=self.mask_ratio, device=images.device
+        )
         enc = self.backbone.encode(images=images, idx_keep=idx_keep)
         x = self.decoder_embed(enc)
         full = lutils.repeat_token(self.decoder.mask_token, (b, self.seq_len)).to(x.dtype)

@@ -68,9 +68,21 @@ class LinearHistory(TemporalModel):
 class _TorchTemporal(TemporalModel):
     """Full-batch AdamW training of a small torch network on the delta target."""
 
-    def __init__(self, epochs: int = 300, lr: float = 3e-3, weight_decay: float = 1e-2,
-                 hidden: int = 64, seed: int = 0) -> None:
-        self.epochs, self.lr, self.wd, self.hidden, self.seed = epochs, lr, weight_decay, hidden, seed
+    def __init__(
+        self,
+        epochs: int = 300,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-2,
+        hidden: int = 64,
+        seed: int = 0,
+    ) -> None:
+        self.epochs, self.lr, self.wd, self.hidden, self.seed = (
+            epochs,
+            lr,
+            weight_decay,
+            hidden,
+            seed,
+        )
         self.net: nn.Module | None = None
 
     def build(self, t: int, d: int) -> nn.Module:
@@ -113,8 +125,13 @@ class MLPHistory(_TorchTemporal):
     """Two-layer MLP on the flattened history."""
 
     def build(self, t, d):
-        return nn.Sequential(nn.Flatten(), nn.Linear(t * d, self.hidden), nn.GELU(),
-                             nn.Dropout(0.1), nn.Linear(self.hidden, d))
+        return nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(t * d, self.hidden),
+            nn.GELU(),
+            nn.Dropout(0.1),
+            nn.Linear(self.hidden, d),
+        )
 
 
 class _GRUNet(nn.Module):
@@ -139,8 +156,15 @@ class GRUHistory(_TorchTemporal):
 class _LDPNet(nn.Module):
     def __init__(self, t: int, d: int, hidden: int) -> None:
         super().__init__()
-        self.pred = LatentDynamicsPredictor(num_frames=t, input_dim=d, hidden_dim=hidden,
-                                            depth=2, num_heads=4, conditional=False, causal=True)
+        self.pred = LatentDynamicsPredictor(
+            num_frames=t,
+            input_dim=d,
+            hidden_dim=hidden,
+            depth=2,
+            num_heads=4,
+            conditional=False,
+            causal=True,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pred(x)[:, -1]  # prediction of the frame after the last one

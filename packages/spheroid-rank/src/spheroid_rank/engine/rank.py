@@ -1,15 +1,16 @@
-"""Scoring + ranking + report for one experiment (used by ``rank`` and ``demo``)."""
+"""The ranking step: well scores -> condition ranking -> tables and report (``rank``, ``demo``)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from spheroid_rank.engine.embed import write_csv
+from spheroid_rank.data.io import read_embeddings, read_table, write_csv, write_json
+from spheroid_rank.data.metadata import attach_truth
+from spheroid_rank.engine.config import ScoreConfig
 from spheroid_rank.eval import report as rep
 from spheroid_rank.eval.morph_features import morphology_features
 from spheroid_rank.eval.ranking import (
@@ -18,27 +19,21 @@ from spheroid_rank.eval.ranking import (
     rank_conditions,
     truth_spearman,
 )
-from spheroid_rank.eval.scores import ScoreConfig, score_wells
+from spheroid_rank.eval.scores import score_wells
 
 log = logging.getLogger(__name__)
 
 
-def _attach_truth(meta: pd.DataFrame, data_dir: Path | None) -> pd.DataFrame:
-    if "true_efficacy" in meta.columns or data_dir is None:
-        return meta
-    lay = data_dir / "layout.csv"
-    if lay.is_file():
-        t = pd.read_csv(lay, dtype={"plate": str})
-        if "true_efficacy" in t.columns:
-            return meta.merge(t[["plate", "well", "true_efficacy"]], on=["plate", "well"],
-                              how="left")
-    return meta
-
-
-def rank_experiment(meta: pd.DataFrame, emb: np.ndarray, out: str | Path,
-                    cfg: ScoreConfig | None = None, morph: pd.DataFrame | None = None,
-                    positive: str | None = None, n_boot: int = 2000,
-                    title: str = "spheroid-rank report") -> dict:
+def rank_experiment(
+    meta: pd.DataFrame,
+    emb: np.ndarray,
+    out: str | Path,
+    cfg: ScoreConfig | None = None,
+    morph: pd.DataFrame | None = None,
+    positive: str | None = None,
+    n_boot: int = 2000,
+    title: str = "spheroid-rank report",
+) -> dict:
     """Score wells, rank conditions and write ``ranking.csv``, ``well_scores.csv``,
     ``dose_response.csv``, ``ranking_morphology.csv`` (if ``morph``), ``summary.json`` and
     ``report.html`` into ``out``. Returns the summary dictionary."""
@@ -58,9 +53,9 @@ def rank_experiment(meta: pd.DataFrame, emb: np.ndarray, out: str | Path,
         "z_prime": round(control_zprime(wells, positive), 4),
         "spearman_vs_truth": round(truth_spearman(ranking), 4),
     }
-    write_csv(wells, out / "well_scores.csv")
-    write_csv(ranking, out / "ranking.csv")
-    write_csv(fits, out / "dose_response.csv")
+    write_csv(out / "well_scores.csv", wells)
+    write_csv(out / "ranking.csv", ranking)
+    write_csv(out / "dose_response.csv", fits)
     tables = {"ranking (embeddings)": ranking, "dose-response fits": fits}
     figures = {
         "plate_heatmaps": rep.fig_plate_heatmaps(wells),
@@ -70,23 +65,46 @@ def rank_experiment(meta: pd.DataFrame, emb: np.ndarray, out: str | Path,
         "examples": rep.fig_examples(meta, ranking, cfg.target),
     }
     if morph is not None:
-        m_meta = meta[["plate", "well", "day"]].merge(morph, on=["plate", "well", "day"],
-                                                      how="left", validate="one_to_one")
+        m_meta = meta[["plate", "well", "day"]].merge(
+            morph, on=["plate", "well", "day"], how="left", validate="one_to_one"
+        )
         if m_meta["area"].isna().any():
             raise ValueError("morphology table lacks rows for some images of the experiment")
         mf = morphology_features(m_meta)
-        m_cfg = ScoreConfig(model="linear", metric=cfg.metric, history=cfg.history,
-                            target=cfg.target, pca_dim=0, folds=cfg.folds, seed=cfg.seed)
+        m_cfg = ScoreConfig(
+            model="linear",
+            metric=cfg.metric,
+            history=cfg.history,
+            target=cfg.target,
+            pca_dim=0,
+            folds=cfg.folds,
+            seed=cfg.seed,
+        )
         m_wells = score_wells(meta, mf, m_cfg)
         m_rank = rank_conditions(m_wells, n_boot=n_boot, seed=cfg.seed)
-        write_csv(m_rank, out / "ranking_morphology.csv")
+        write_csv(out / "ranking_morphology.csv", m_rank)
         summary["morphology_z_prime"] = round(control_zprime(m_wells, positive), 4)
         summary["morphology_spearman_vs_truth"] = round(truth_spearman(m_rank), 4)
         tables["ranking (morphology only)"] = m_rank
         figures["condition_scores_morphology"] = rep.fig_distributions(
-            m_wells, m_rank, "morphology-only ranking")
+            m_wells, m_rank, "morphology-only ranking"
+        )
     rep.write_report(out, title, summary, tables, figures)
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(out / "summary.json")
+    write_json(out / "summary.json", summary)
     return summary
+
+
+def rank_files(
+    embeddings: str | Path,
+    out: str | Path,
+    cfg: ScoreConfig | None = None,
+    morphology: str | Path | None = None,
+    truth_from: str | Path | None = None,
+    positive: str | None = None,
+) -> dict:
+    """:func:`rank_experiment` on an embeddings CSV (and optional morphology CSV)."""
+    meta, emb = read_embeddings(embeddings)
+    if truth_from:
+        meta = attach_truth(meta, truth_from)
+    morph = read_table(morphology, "morphology") if morphology else None
+    return rank_experiment(meta, emb, out, cfg, morph, positive)
