@@ -185,3 +185,155 @@ def test_wheel_installs_alone(wheels, package, tmp_path):
         [str(venv / "bin" / package), "--help"], capture_output=True, text=True, cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# The shared skeleton: one name and one place per role in every package (CONTRIBUTING.md).
+ROLE_FILES = (
+    "engine/config.py",
+    "engine/checkpoint.py",
+    "engine/infer.py",
+    "engine/demo.py",
+    "data/io.py",
+)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_role_files_exist(package):
+    src = ROOT / "packages" / package / "src" / PACKAGES[package]
+    missing = [role for role in ROLE_FILES if not (src / role).is_file()]
+    assert not missing, f"{package} lacks {missing}"
+    io_text = (src / "data" / "io.py").read_text()
+    for writer in ("def atomic_path", "def atomic_write", "def write_json", "def write_csv"):
+        assert writer in io_text, f"{package}: data/io.py has no `{writer}`"
+
+
+def module_imports(src: Path) -> dict[str, set[str]]:
+    """Every module of the package under ``src`` and the package modules it imports (lazy ones too)."""
+    pkg = src.name
+    mods: dict[str, set[str]] = {}
+    for path in src.rglob("*.py"):
+        parts = (pkg, *path.relative_to(src).with_suffix("").parts)
+        name = ".".join(parts).removesuffix(".__init__")
+        package_parts = list(parts[:-1]) if path.name != "__init__.py" else list(parts[:-1])
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package_parts[: len(package_parts) - node.level + 1]
+                else:
+                    base = []
+                target = ".".join(base + ([node.module] if node.module else []))
+                deps.add(target)
+                deps.update(f"{target}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Import):
+                deps.update(alias.name for alias in node.names)
+        mods[name] = deps
+    return {
+        m: {d for d in deps if d in mods and d != m and not m.startswith(d + ".")}
+        for m, deps in mods.items()
+    }
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_nothing_imports_cli(package):
+    module = PACKAGES[package]
+    graph = module_imports(ROOT / "packages" / package / "src" / module)
+    importers = sorted(m for m, deps in graph.items() if f"{module}.cli" in deps)
+    assert not importers, f"{package}: {importers} import the CLI"
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` as a list of modules, or None."""
+    done: set[str] = set()
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        if node in stack:
+            return [*stack[stack.index(node) :], node]
+        if node in done:
+            return None
+        stack.append(node)
+        for dep in sorted(graph[node]):
+            if cycle := visit(dep):
+                return cycle
+        stack.pop()
+        done.add(node)
+        return None
+
+    for node in sorted(graph):
+        if cycle := visit(node):
+            return cycle
+    return None
+
+
+def test_find_cycle_sees_a_circle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_import_circle(package):
+    module = PACKAGES[package]
+    cycle = find_cycle(module_imports(ROOT / "packages" / package / "src" / module))
+    assert cycle is None, f"{package}: import circle {' -> '.join(cycle)}"
+
+
+def bad_input_call(package: str, tmp: Path) -> list[str]:
+    """One hostile call per package: a text file where a checkpoint or config should be."""
+    bad = tmp / "not_a_checkpoint.pt"
+    bad.write_text("this is not a checkpoint\n")
+    out = tmp / "out"
+    return {
+        "groupexp-da": ["train", "no_such_config_xyz", "--work-dir", str(out)],
+        "instance-nerf": ["query", "--config", str(tmp / "missing.yml"), "--points", str(bad)],
+        "cd3d": [
+            "predict",
+            "--before",
+            str(bad),
+            "--after",
+            str(bad),
+            "--checkpoint",
+            str(bad),
+            "--out",
+            str(out),
+        ],
+        "spheroid-rank": [
+            "embed",
+            "--data",
+            str(tmp / "no_plate"),
+            "--model",
+            str(bad),
+            "--out",
+            str(out / "emb.csv"),
+        ],
+        "bus-classify": [
+            "predict",
+            "--checkpoint",
+            str(bad),
+            "--images",
+            str(bad),
+            "--out",
+            str(out / "pred.csv"),
+        ],
+    }[package]
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_cli_error_contract(package, tmp_path):
+    """Bad input: exit status 2, one stderr line `<prog>: error: ...` naming the file, no traceback,
+    nothing written."""
+    exe = ROOT / "packages" / package / ".venv" / "bin" / package
+    if not exe.exists():
+        pytest.skip(f"{package} environment not installed (make install PKG={package})")
+    argv = bad_input_call(package, tmp_path)
+    proc = subprocess.run(
+        [str(exe), *argv], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith(f"{package}: error: "), proc.stderr
+    names = {Path(a).name for a in argv if a.startswith(str(tmp_path))} | {"no_such_config_xyz"}
+    assert any(name in lines[0] for name in names), f"names no file: {lines[0]}"
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
+    assert "weights_only=False" not in proc.stderr
