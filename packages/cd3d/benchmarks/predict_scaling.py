@@ -1,9 +1,19 @@
-"""Large-raster predict: time and peak RSS for a small and a 16× larger raster, side by side.
+"""Large-raster predict: end-to-end tiles/s against the model alone, and peak memory, side by side.
 
-For each size a subprocess synthesises the pair strip by strip, then another runs the tiled predict
-with the per-pixel model (so the numbers measure the tiling/IO machinery rather than a network) and
-reports its own peak RSS.
-Goal: peak RSS grows ≤ 1.2× from 4096² to 16384² and time grows about linearly with area (16×).
+For each size (4096² and 16384²; ``--quick``: 512² and 2048²) a subprocess writes a synthetic pair
+(one rendered 2048² scene repeated as a mosaic, deflate-compressed and tiled like real
+orthophotos), then another subprocess:
+
+1. times the model alone on device-resident uint8 batches through the same ``infer`` call that
+   predict uses (``--batch`` tiles of ``--tile``², bf16 + channels_last on CUDA);
+2. runs ``predict_rasters`` on the pair twice (the first run pays cuDNN autotuning) and reports the
+   second run's tiles/s, with peak host RSS and peak CUDA memory.
+
+On CUDA the network is ``--model`` (siam_unet, ResNet-18); on CPU it is the per-pixel
+``pixel_mlp`` so the numbers measure the tiling/IO machinery. FLOPs per tile come from
+``torch.utils.flop_counter`` (one multiply-add = 2 FLOPs) and the fraction of the GPU's bf16 peak
+uses ``--peak-tflops`` (default 989.5: the H100/H200 SXM dense bf16 datasheet figure).
+Goals: end-to-end / model-only ≥ 0.7 and peak memory large / small ≤ 1.2.
 """
 
 from __future__ import annotations
@@ -21,102 +31,172 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import emit
 
 
-def child_synth(size: int, out: str) -> None:
-    from cd3d.data.synth import synth_pair
+def child_synth(size: int, out: str, block: int = 2048) -> None:
+    """Write before/after ``size``² by repeating one rendered ``block``² scene."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import Affine
+    from rasterio.windows import Window
 
-    synth_pair(Path(out), size, seed=1, with_targets=False)
+    from cd3d.data.synth import CRS_SYNTH, GSD, ORIGIN, render
+
+    block = min(block, size)
+    s = render(1, 0, 0, block, block)
+    prof = dict(
+        driver="GTiff", width=size, height=size, count=3, dtype="uint8", crs=CRS_SYNTH, tiled=True,
+        blockxsize=256, blockysize=256, compress="deflate", zlevel=1, num_threads="ALL_CPUS",
+        transform=Affine(GSD, 0, ORIGIN[0], 0, -GSD, ORIGIN[1]),
+    )  # fmt: skip
+    for key in ("before", "after"):
+        row = np.tile(s[key], (1, 1, size // block))
+        with rasterio.open(Path(out) / f"{key}.tif", "w", **prof) as dst:
+            for y in range(0, size, block):
+                dst.write(row, window=Window(0, y, size, block))
 
 
-def child(size: int, tile: int, overlap: int, pair: str) -> None:
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(size: int, a: argparse.Namespace) -> None:
     import torch
 
-    from cd3d.engine.predict import PredictConfig, predict_rasters
+    from cd3d.engine.infer import infer
+    from cd3d.engine.predict import PredictConfig, positions, predict_rasters, prepare_detector
     from cd3d.models import ChangeDetector
 
-    torch.set_num_threads(2)
-    det = ChangeDetector("pixel_mlp", {"hidden": 16})
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cuda = a.device == "cuda"
+    torch.manual_seed(0)
+    if cuda:
+        det = ChangeDetector(a.model, {"encoder_name": a.encoder})
+    else:
+        torch.set_num_threads(2)
+        det = ChangeDetector("pixel_mlp", {"hidden": 16})
+    cfg = PredictConfig(
+        tile=a.tile, overlap=a.overlap, batch_size=a.batch, device=a.device, compile=a.compile
+    )
+    det, dev, amp, cl = prepare_detector(det, cfg)
+    cfg.compile = False  # compiled once above
+    res: dict = {"size": size, "amp_bf16": amp, "channels_last": cl}
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        x = torch.rand(1, 3, a.tile, a.tile, device=dev)
+        det(x, x)
+    res["gflop_per_tile"] = round(fc.get_total_flops() / 1e9, 2)
+
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    gen = torch.Generator(device=dev).manual_seed(0)
+    tb = torch.randint(
+        0, 256, (a.batch, 3, a.tile, a.tile), dtype=torch.uint8, device=dev, generator=gen
+    )
+    ta = torch.randint(
+        0, 256, (a.batch, 3, a.tile, a.tile), dtype=torch.uint8, device=dev, generator=gen
+    )
+    for _ in range(3):
+        infer(det, tb, ta, False, amp, dev, cl)
+    sync()
+    iters = 20 if cuda else 3
     t = time.perf_counter()
-    predict_rasters(
-        det,
-        Path(pair) / "before.tif",
-        Path(pair) / "after.tif",
-        Path(pair) / "out",
-        PredictConfig(tile=tile, overlap=overlap, batch_size=2),
-        progress=False,
-    )
-    pred_s = time.perf_counter() - t
-    print(
-        json.dumps(
-            {
-                "size": size,
-                "predict_s": pred_s,
-                "rss_before_predict_mib": base,
-                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            }
+    for _ in range(iters):
+        infer(det, tb, ta, False, amp, dev, cl)
+    sync()
+    res["model_only_tiles_per_s"] = round(a.batch * iters / (time.perf_counter() - t), 1)
+
+    pair = Path(a.pair)
+    n_tiles = len(positions(size, a.tile, a.tile - a.overlap)) ** 2
+    res["tiles"] = n_tiles
+    runs = []
+    for k in range(2 if cuda else 1):
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        t = time.perf_counter()
+        predict_rasters(
+            det, pair / "before.tif", pair / "after.tif", pair / f"out{k}", cfg, progress=False
         )
-    )
+        runs.append(time.perf_counter() - t)
+    res["predict_s"] = [round(r, 2) for r in runs]
+    res["end_to_end_tiles_per_s"] = round(n_tiles / runs[-1], 1)
+    res["peak_rss_mib"] = round(_peak_rss_mib(), 1)
+    if cuda:
+        res["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        res["gpu"] = torch.cuda.get_device_name()
+    print(json.dumps(res))
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--model", default="siam_unet")
+    p.add_argument("--encoder", default="resnet18")
+    p.add_argument("--tile", type=int, default=400)
+    p.add_argument("--overlap", type=int, default=64)
+    p.add_argument(
+        "--batch", type=int, default=0, help="tiles per batch (default: 32 on CUDA, 2 on CPU)"
+    )
+    p.add_argument("--compile", action="store_true")
+    p.add_argument(
+        "--peak-tflops", type=float, default=989.5, help="dense bf16 peak used for the fraction"
+    )
+    p.add_argument("--sizes", default="", help="comma-separated sizes instead of the defaults")
     p.add_argument("--child", type=int, default=0)
     p.add_argument("--child-synth", type=int, default=0)
     p.add_argument("--pair", default="")
-    p.add_argument("--tile", type=int, default=400)
-    p.add_argument("--overlap", type=int, default=64)
     a = p.parse_args(argv)
+    a.batch = a.batch or (32 if a.device == "cuda" else 2)
     if a.child_synth:
         child_synth(a.child_synth, a.pair)
         return
     if a.child:
-        child(a.child, a.tile, a.overlap, a.pair)
+        child(a.child, a)
         return
-    small, large = (512, 2048) if a.quick else (4096, 16384)
+    sizes = (
+        [int(s) for s in a.sizes.split(",")]
+        if a.sizes
+        else ([512, 2048] if a.quick else [4096, 16384])
+    )
     out = {}
-    for size in (small, large):
+    passed = [f"--{k}={v}" for k, v in (("device", a.device), ("model", a.model), ("encoder", a.encoder),
+                                        ("tile", a.tile), ("overlap", a.overlap), ("batch", a.batch))]  # fmt: skip
+    passed += ["--compile"] if a.compile else []
+    for size in sizes:
         with tempfile.TemporaryDirectory() as d:  # synthesis and prediction in separate processes
+            t = time.perf_counter()
             subprocess.run(
                 [sys.executable, __file__, "--child-synth", str(size), "--pair", d], check=True
             )
+            synth_s = time.perf_counter() - t
             r = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    str(size),
-                    "--tile",
-                    str(a.tile),
-                    "--overlap",
-                    str(a.overlap),
-                    "--pair",
-                    d,
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-        out[size] = json.loads(r.stdout.strip().splitlines()[-1])
-    s, lg = out[small], out[large]
+                [sys.executable, __file__, "--child", str(size), "--pair", d, *passed],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            if r.returncode:
+                sys.stderr.write(r.stderr)
+                raise SystemExit(r.returncode)
+        out[size] = json.loads(r.stdout.strip().splitlines()[-1]) | {"synth_s": round(synth_s, 1)}
+        print(json.dumps(out[size]), file=sys.stderr, flush=True)
+    small, large = out[sizes[0]], out[sizes[-1]]
+    e2e, model = large["end_to_end_tiles_per_s"], large["model_only_tiles_per_s"]
     res = {
-        "small": small,
-        "large": large,
-        "tile": a.tile,
-        "overlap": a.overlap,
-        "model": "pixel_mlp",
-        "small_predict_s": round(s["predict_s"], 2),
-        "large_predict_s": round(lg["predict_s"], 2),
-        "small_peak_rss_mib": round(s["peak_rss_mib"], 1),
-        "large_peak_rss_mib": round(lg["peak_rss_mib"], 1),
-        "rss_before_predict_mib": round(lg["rss_before_predict_mib"], 1),
-        "area_ratio": (large / small) ** 2,
-        "time_ratio": round(lg["predict_s"] / s["predict_s"], 2),
-        "ratio": round(lg["peak_rss_mib"] / s["peak_rss_mib"], 3),
-        "ratio_meaning": "peak RSS large / small (goal <= 1.2)",
-    }
-    emit({"benchmark": "predict_scaling", "package": "cd3d", "device": "cpu", "results": res})
+        "model": a.model if a.device == "cuda" else "pixel_mlp",
+        "tile": a.tile, "overlap": a.overlap, "batch": a.batch, "compile": a.compile,
+        "sizes": sizes, "per_size": out,
+        "ratio": round(e2e / model, 3),
+        "ratio_meaning": f"end-to-end / model-only tiles/s at {sizes[-1]}² (goal >= 0.7)",
+        "peak_rss_ratio": round(large["peak_rss_mib"] / small["peak_rss_mib"], 3),
+        "time_ratio": round(large["predict_s"][-1] / small["predict_s"][-1], 2),
+        "area_ratio": (sizes[-1] / sizes[0]) ** 2,
+    }  # fmt: skip
+    if a.device == "cuda":
+        res["peak_cuda_ratio"] = round(large["peak_cuda_mib"] / small["peak_cuda_mib"], 3)
+        flops = large["gflop_per_tile"] * 1e9
+        res["peak_tflops_used"] = a.peak_tflops
+        res["model_only_tflops"] = round(flops * model / 1e12, 1)
+        res["model_only_fraction_of_peak"] = round(flops * model / (a.peak_tflops * 1e12), 4)
+        res["end_to_end_fraction_of_peak"] = round(flops * e2e / (a.peak_tflops * 1e12), 4)
+    emit({"benchmark": "predict_scaling", "package": "cd3d", "device": a.device, "results": res})
 
 
 if __name__ == "__main__":

@@ -75,6 +75,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         device=args.device,
         amp=args.amp,
+        channels_last=args.channels_last,
+        compile=args.compile,
     )
     paths = predict_rasters(
         load_detector(args.checkpoint),
@@ -89,8 +91,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_volume(args: argparse.Namespace) -> int:
-    from .eval.volume import volume_report
+    from .eval.volume import footprint_report, volume_report
 
+    if args.footprints:
+        res = footprint_report(
+            args.change_3d, args.footprints, args.out, args.min_height, args.id_field
+        )
+        top = sorted(res["buildings"], key=lambda r: -abs(r["volume_m3"]))[: args.top]
+        return _print({"summary": res["summary"], "largest": top, "geojson": args.out})
     res = volume_report(args.change_3d, args.out, args.min_height, args.min_area, args.change_2d)
     top = sorted(res["regions"], key=lambda r: -abs(r["volume_m3"]))[: args.top]
     return _print({"summary": res["summary"], "largest": top, "geojson": args.out})
@@ -173,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--layout", default="auto")
     s.add_argument("--out", required=True)
     s.add_argument("--batch-size", type=int, default=4)
-    s.add_argument("--tta", action="store_true")
+    s.add_argument(
+        "--tta", nargs="?", const="flip", choices=["flip", "d4"], help="flip or D4 averaging"
+    )
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_eval)
 
@@ -187,7 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tile", type=int, default=400)
     s.add_argument("--overlap", type=int, default=64)
     s.add_argument("--batch-size", type=int, default=4)
-    s.add_argument("--tta", action="store_true", help="average over flips")
+    s.add_argument(
+        "--tta",
+        nargs="?",
+        const="flip",
+        choices=["flip", "d4"],
+        help="average over the 4 flips (--tta, --tta flip) or the 8 flips/rotations of D4 (--tta d4)",
+    )
     s.add_argument("--align", action="store_true", help="warp --after onto the grid of --before")
     s.add_argument(
         "--output-2d",
@@ -197,15 +213,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--threshold", type=float, default=0.5)
     s.add_argument("--device", default="cpu")
-    s.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
+    s.add_argument(
+        "--amp", action=argparse.BooleanOptionalAction, help="bf16 autocast (default: on with CUDA)"
+    )
+    s.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        help="channels_last memory format (default: on with CUDA)",
+    )
+    s.add_argument("--compile", action="store_true", help="torch.compile the network first")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_predict)
 
-    s = sub.add_parser("volume", help="changed regions with area and volume as GeoJSON")
+    s = sub.add_parser(
+        "volume", help="volume change per building footprint, or per changed region (GeoJSON)"
+    )
     s.add_argument("--change-3d", required=True)
     s.add_argument("--out", required=True)
     s.add_argument(
-        "--change-2d", help="change_2d.tif of the same prediction: keep cells detected in 2D"
+        "--footprints", help="building polygons (GeoJSON, GeoPackage, ...): one row per building"
+    )
+    s.add_argument(
+        "--id-field", help="footprint attribute used as the id (default: 'id', else the feature id)"
+    )
+    s.add_argument(
+        "--change-2d", help="region mode: keep cells the 2D map of the same prediction detects"
     )
     s.add_argument("--min-height", type=float, default=1.0)
     s.add_argument(
