@@ -51,3 +51,29 @@ def test_consistency_hand_example():
     assert (
         consistency([a_gt], [np.zeros_like(a_gt)], min_pixels=1) == 0.0
     )  # background is never consistent
+
+
+def test_multiview_pq_sees_swapped_ids():
+    from instance_nerf.eval.metrics import pq_multiview
+
+    gt = np.zeros((4, 4), dtype=np.int64)
+    gt[:, :2], gt[:, 2:] = 1, 2
+    swapped = np.where(gt == 1, 2, 1)
+    classes = {0: 0, 1: 1, 2: 1}
+    pq, _ = panoptic_quality([gt, gt], [gt, swapped], classes, classes)
+    assert pq == 1.0
+    assert pq_multiview([gt, gt], [gt, swapped], classes, classes) == 0.0  # IoU 1/3 each
+    assert consistency([gt, gt], [gt, swapped]) == 0.0
+    assert pq_multiview([gt, gt], [gt, gt], classes, classes) == 1.0
+    assert consistency([gt, gt], [gt, gt]) == 1.0
+
+
+def test_per_view_pred_classes_and_majority():
+    from instance_nerf.eval.metrics import majority_classes
+
+    gt = np.array([[1, 1, 0, 0]])
+    pr = np.array([[5, 5, 0, 0]])
+    gt_c = {0: 0, 1: 2}
+    # class 2: 1 TP + 1 FN → 2/3; class 3: 1 FP → 0; mean 1/3
+    assert abs(panoptic_quality([gt, gt], [pr, pr], gt_c, [{5: 2}, {5: 3}])[0] - 1 / 3) < 1e-12
+    assert majority_classes([pr, np.array([[5, 0, 0, 0]])], [{5: 2}, {5: 3}]) == {0: 0, 5: 2}

@@ -32,6 +32,8 @@ from nerfstudio.data.dataparsers.base_dataparser import (
 from nerfstudio.data.scene_box import SceneBox
 from PIL import Image
 
+from instance_nerf.data.io import InstanceNerfError
+
 IMAGE_SUFFIXES = ("", ".png", ".jpg", ".jpeg", ".PNG", ".JPG")
 
 
@@ -48,13 +50,13 @@ def read_instances_json(path: Path) -> dict:
     try:
         meta = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON ({exc})") from exc
+        raise InstanceNerfError(f"{path}: invalid JSON ({exc})") from exc
     id_to_class = {0: 0}
     for inst in meta.get("instances", []):
         id_to_class[int(inst["id"])] = int(inst.get("class_id", 1))
     num = int(meta.get("num_instances", max(id_to_class) + 1))
     if max(id_to_class) >= num:
-        raise ValueError(f"{path}: instance id {max(id_to_class)} >= num_instances {num}")
+        raise InstanceNerfError(f"{path}: instance id {max(id_to_class)} >= num_instances {num}")
     return {"num_instances": num, "classes": meta.get("classes"), "id_to_class": id_to_class}
 
 
@@ -72,7 +74,10 @@ class InstanceDataParserConfig(DataParserConfig):
     eval_interval: int = 8
     """Without "split" keys, every eval_interval-th frame is held out."""
     instance_dir: str = "instances"
-    """Folder with the per-view instance-id PNGs."""
+    """Folder with the per-view instance-id PNGs. Other than the default, it overrides the frames'
+    ``instance_file_path`` (so matched or refined masks can replace the ones a scene lists)."""
+    instances_json: str = "instances.json"
+    """Instance metadata (``num_instances``, classes) beside transforms.json, e.g. ``instances_matched.json``."""
 
 
 class InstanceDataParser(DataParser):
@@ -89,7 +94,7 @@ class InstanceDataParser(DataParser):
         meta = json.loads(tpath.read_text())
         frames = meta.get("frames", [])
         if not frames:
-            raise ValueError(f"{tpath}: no frames (empty scene)")
+            raise InstanceNerfError(f"{tpath}: no frames (empty scene)")
 
         kept, missing = [], []
         for i, frame in enumerate(frames):
@@ -105,7 +110,7 @@ class InstanceDataParser(DataParser):
                 stacklevel=2,
             )
         if not kept:
-            raise ValueError(f"{tpath}: none of the {len(frames)} listed images exist")
+            raise InstanceNerfError(f"{tpath}: none of the {len(frames)} listed images exist")
 
         has_split = any("split" in f for _, f, _ in kept)
         if has_split:
@@ -115,16 +120,22 @@ class InstanceDataParser(DataParser):
             test = {j for j in range(len(kept)) if j % self.config.eval_interval == 0}
             sel = [k for j, k in enumerate(kept) if (j in test) != (split == "train")]
         if not sel:
-            raise ValueError(f"{tpath}: no frames for split '{split}'")
+            raise InstanceNerfError(f"{tpath}: no frames for split '{split}'")
 
         inst_meta = {"num_instances": 0, "classes": None, "id_to_class": {0: 0}}
-        if (root / "instances.json").is_file():
-            inst_meta = read_instances_json(root / "instances.json")
+        if (root / self.config.instances_json).is_file():
+            inst_meta = read_instances_json(root / self.config.instances_json)
+        elif self.config.instances_json != "instances.json":
+            raise InstanceNerfError(
+                f"{root / self.config.instances_json}: instances json not found"
+            )
 
         image_files, mask_files, poses, intr = [], [], [], []
         for _, frame, img in sel:
             image_files.append(img)
-            rel = frame.get("instance_file_path")
+            rel = (
+                frame.get("instance_file_path") if self.config.instance_dir == "instances" else None
+            )
             mask = root / rel if rel else root / self.config.instance_dir / f"{img.stem}.png"
             mask_files.append(mask if mask.is_file() else None)
             poses.append(np.asarray(frame["transform_matrix"], dtype=np.float32))
@@ -184,7 +195,9 @@ class InstanceDataParser(DataParser):
         elif get("camera_angle_x") is not None:
             fx = fy = 0.5 * w / math.tan(0.5 * float(get("camera_angle_x")))
         else:
-            raise ValueError(f"{img}: no focal length (fl_x or camera_angle_x) in transforms.json")
+            raise InstanceNerfError(
+                f"{img}: no focal length (fl_x or camera_angle_x) in transforms.json"
+            )
         cx = float(get("cx") if get("cx") is not None else w / 2)
         cy = float(get("cy") if get("cy") is not None else h / 2)
         return [fx, fy, cx, cy, float(w), float(h)]
@@ -199,7 +212,7 @@ class InstanceDataParser(DataParser):
             with Image.open(mask) as m:
                 size = m.size
             if size != (int(k[4]), int(k[5])):
-                raise ValueError(
+                raise InstanceNerfError(
                     f"{mask}: instance mask is {size[0]}x{size[1]} but image {img.name} is "
                     f"{int(k[4])}x{int(k[5])}"
                 )

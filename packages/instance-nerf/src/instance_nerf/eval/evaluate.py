@@ -8,15 +8,41 @@ import numpy as np
 import torch
 from PIL import Image
 
+from instance_nerf.data.dataparser import read_instances_json
+from instance_nerf.data.dataset import load_instance_mask
 from instance_nerf.data.io import InstanceNerfError, atomic_path, write_json
 from instance_nerf.engine.infer import render_split
-from instance_nerf.eval.metrics import consistency, mean_iou, panoptic_quality, to_semantic
+from instance_nerf.eval.metrics import (
+    consistency,
+    mean_iou,
+    panoptic_quality,
+    pq_multiview,
+    to_semantic,
+)
 from instance_nerf.models.palette import colorize
 
 
 def _to_png(arr: torch.Tensor | np.ndarray) -> np.ndarray:
     a = arr.detach().cpu().numpy() if isinstance(arr, torch.Tensor) else arr
     return (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def ground_truth(pipeline, ds) -> tuple[list[np.ndarray] | None, dict[int, int]]:
+    """GT masks from the scene's ``instances/`` and classes from its ``instances.json``.
+
+    The run may have trained on other masks (matched, refined); those are never the ground truth. Without an
+    ``instances/`` folder the dataset's own masks and classes are used.
+    """
+    pred_classes = {int(k): int(v) for k, v in (ds.metadata.get("id_to_class") or {0: 0}).items()}
+    data = Path(pipeline.datamanager.config.dataparser.data)
+    root = data.parent if data.suffix == ".json" else data
+    files = [root / "instances" / f"{Path(f).stem}.png" for f in ds.image_filenames]
+    if not all(f.is_file() for f in files):
+        return None, pred_classes
+    classes = pred_classes
+    if (root / "instances.json").is_file():
+        classes = read_instances_json(root / "instances.json")["id_to_class"]
+    return [load_instance_mask(f) for f in files], classes
 
 
 @torch.no_grad()
@@ -27,10 +53,11 @@ def evaluate_pipeline(pipeline, out: Path, save_renders: bool = True) -> dict:
     ds = pipeline.datamanager.eval_dataset
     if ds is None or len(ds) == 0:
         raise InstanceNerfError("the run has no held-out (test split) views to evaluate")
-    id_to_class = {int(k): int(v) for k, v in (ds.metadata.get("id_to_class") or {0: 0}).items()}
+    pred_classes = {int(k): int(v) for k, v in (ds.metadata.get("id_to_class") or {0: 0}).items()}
+    gt_masks, gt_classes = ground_truth(pipeline, ds)
     gts, preds, psnrs = [], [], []
     for i, item, render in render_split(pipeline, "test"):
-        gt = item["instance"][..., 0].numpy()
+        gt = gt_masks[i] if gt_masks is not None else item["instance"][..., 0].numpy()
         pred = render["ids"]
         gts.append(gt)
         preds.append(pred)
@@ -49,10 +76,11 @@ def evaluate_pipeline(pipeline, out: Path, save_renders: bool = True) -> dict:
             with atomic_path(out / f"view_{i:03d}.png") as tmp:
                 Image.fromarray(row).save(tmp)
     has_gt = any((g >= 0).any() for g in gts)
-    sem_gt = [to_semantic(g, id_to_class) for g in gts]
-    sem_pr = [to_semantic(p, id_to_class) for p in preds]
+    sem_gt = [to_semantic(g, gt_classes) for g in gts]
+    sem_pr = [to_semantic(p, pred_classes) for p in preds]
     miou, per_class = mean_iou(sem_gt, sem_pr)
-    pq, per_class_pq = panoptic_quality(gts, preds, id_to_class, id_to_class)
+    pq, per_class_pq = panoptic_quality(gts, preds, gt_classes, pred_classes)
+    pq_mv = pq_multiview(gts, preds, gt_classes, pred_classes)
     valid = np.concatenate([g.reshape(-1) >= 0 for g in gts])
     acc = (
         float(
@@ -67,6 +95,7 @@ def evaluate_pipeline(pipeline, out: Path, save_renders: bool = True) -> dict:
     metrics = {
         "miou": miou,
         "pq": pq,
+        "pq_mv": pq_mv,
         "consistency": consistency(gts, preds),
         "instance_pixel_accuracy": acc,
         "psnr": float(np.mean(psnrs)),

@@ -39,16 +39,20 @@ def panoptic_quality(
     gt_ids: Sequence[np.ndarray],
     pred_ids: Sequence[np.ndarray],
     gt_classes: dict[int, int],
-    pred_classes: dict[int, int],
+    pred_classes: dict[int, int] | Sequence[dict[int, int]],
     background_classes: tuple[int, ...] = (0,),
 ) -> tuple[float, dict[int, float]]:
     """PQ = sum IoU(TP) / (TP + FP/2 + FN/2), per thing class, averaged over classes.
 
     Segments are the pixels of one id in one view (id 0 and background classes excluded). A GT and a
     predicted segment of the same class match when IoU > 0.5. Pixels whose GT is -1 are ignored.
+    ``pred_classes`` is one map for all views, or one per view (2D masks whose ids mean nothing across views).
     """
     stats: dict[int, list[float]] = {}
-    for gt, pr in zip(gt_ids, pred_ids):
+    per_view = not isinstance(pred_classes, dict)
+    all_pred_classes = pred_classes
+    for v, (gt, pr) in enumerate(zip(gt_ids, pred_ids)):
+        pred_classes = all_pred_classes[v] if per_view else all_pred_classes
         valid = gt != IGNORE
         segs_g = {int(i): (gt == i) & valid for i in np.unique(gt[valid]) if i > 0}
         segs_p = {int(i): (pr == i) & valid for i in np.unique(pr[valid]) if i > 0}
@@ -82,6 +86,31 @@ def panoptic_quality(
         if denom > 0:
             per[c] = iou_sum / denom
     return (float(np.mean(list(per.values()))) if per else 0.0), per
+
+
+def pq_multiview(
+    gt_ids: Sequence[np.ndarray],
+    pred_ids: Sequence[np.ndarray],
+    gt_classes: dict[int, int],
+    pred_classes: dict[int, int],
+    background_classes: tuple[int, ...] = (0,),
+) -> float:
+    """PQ where each id's pixels over all views form one segment (rewards ids that agree across views)."""
+    gt = np.concatenate([g.reshape(-1) for g in gt_ids])[None]
+    pr = np.concatenate([p.reshape(-1) for p in pred_ids])[None]
+    return panoptic_quality([gt], [pr], gt_classes, pred_classes, background_classes)[0]
+
+
+def majority_classes(
+    pred_ids: Sequence[np.ndarray], per_view_classes: Sequence[dict[int, int]]
+) -> dict[int, int]:
+    """One class per id from per-view class maps: the class covering the most pixels of that id."""
+    votes: dict[int, Counter] = {}
+    for pr, classes in zip(pred_ids, per_view_classes):
+        ids, counts = np.unique(pr[pr > 0], return_counts=True)
+        for i, c in zip(ids, counts):
+            votes.setdefault(int(i), Counter())[classes.get(int(i), 0)] += int(c)
+    return {0: 0} | {i: v.most_common(1)[0][0] for i, v in votes.items()}
 
 
 def consistency(

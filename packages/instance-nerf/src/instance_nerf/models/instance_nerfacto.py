@@ -45,6 +45,9 @@ class InstanceNerfModelConfig(NerfactoModelConfig):
     """Number of logits L (background included); 0 = take it from the dataparser's metadata."""
     nerfacto_checkpoint: Path | None = None
     """Two-stage mode: a nerfacto .ckpt (or its run folder) to load before training the instance field."""
+    init_checkpoint: Path | None = None
+    """Stage B: an instance-nerf .ckpt (or run folder) whose every matching key is loaded, the instance field
+    included; the NeRF part is then frozen like a nerfacto checkpoint's."""
     freeze_nerf: bool = True
     """With a nerfacto checkpoint, freeze density/colour and train only the instance field."""
     instance_loss_mult: float = 1.0
@@ -98,8 +101,9 @@ class InstanceNerfModel(NerfactoModel):
             instance_num_layers=c.instance_field.num_layers,
         )
         self.nerf_frozen = False
-        if c.nerfacto_checkpoint is not None:
-            self.load_nerfacto(c.nerfacto_checkpoint)
+        start = c.init_checkpoint if c.init_checkpoint is not None else c.nerfacto_checkpoint
+        if start is not None:
+            self.load_nerfacto(start)
             if c.freeze_nerf:
                 self.freeze_nerf()
 
