@@ -40,7 +40,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .engine.train import train_from_config
 
     resume = None if args.no_resume else (args.resume or "auto")
-    return _print(train_from_config(args.config, args.set, args.data, args.out, resume))
+    res = train_from_config(args.config, args.set, args.data, args.out, resume)
+    return _print(res) if res["rank"] == 0 else 0  # one report per run, also under DDP
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -1,7 +1,9 @@
-"""3DCD-style datasets: bitemporal orthophotos with a 2D change mask and a 3D (height) change map."""
+"""Change datasets: 3DCD layouts (orthophotos, a 2D mask and a 3D height map) and the 2D-only A/B/label
+layout (see :mod:`cd3d.data.pairs`)."""
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .io import DataError, check_height_3d, check_image, check_mask_2d, read_raster
+from .pairs import is_pair_root, list_pairs
 
 #: folder names per layout: before, after, 2D map, 3D map
 LAYOUTS: dict[str, tuple[str, str, str, str]] = {
@@ -19,6 +22,7 @@ LAYOUTS: dict[str, tuple[str, str, str, str]] = {
     "t1t2": ("t1", "t2", "2dcd", "3dcd"),
 }
 SPLITS = ("train", "val", "test")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class TileFiles:
     before: Path
     after: Path
     mask: Path
-    height: Path
+    height: Path | None  # None in the 2D-only layout
 
 
 def detect_layout(split_dir: Path) -> str:
@@ -41,17 +45,33 @@ def detect_layout(split_dir: Path) -> str:
     raise DataError(f"{split_dir}: missing split folders; expected sub-folders {expected}")
 
 
+def resolve_layout(root: str | Path, split: str, layout: str = "auto") -> str:
+    """``layout``, or the one found under ``root`` (``ab`` for A/B/label, else a 3DCD layout)."""
+    if layout != "auto":
+        return layout
+    if is_pair_root(root, split):
+        return "ab"
+    split_dir = Path(root) / split
+    if not split_dir.is_dir():
+        raise DataError(f"{split_dir}: split folder not found")
+    return detect_layout(split_dir)
+
+
 def list_tiles(
-    root: str | Path, split: str, layout: str = "auto"
+    root: str | Path, split: str, layout: str = "auto", split_seed: int = 0
 ) -> tuple[list[TileFiles], list[str]]:
     """List the tiles of ``root/split``; return (complete tiles, problems for incomplete ones)."""
+    layout = resolve_layout(root, split, layout)
+    if layout == "ab":
+        pairs, problems = list_pairs(root, split, split_seed)
+        return [TileFiles(n, a, b, m, None) for n, a, b, m in pairs], problems
     split_dir = Path(root) / split
     if not split_dir.is_dir():
         raise DataError(f"{split_dir}: split folder not found")
     if layout == "auto":
         layout = detect_layout(split_dir)
     if layout not in LAYOUTS:
-        raise DataError(f"unknown layout {layout!r}; choose from {sorted(LAYOUTS)} or 'auto'")
+        raise DataError(f"unknown layout {layout!r}; choose from {sorted(LAYOUTS)}, 'ab' or 'auto'")
     folders = [split_dir / f for f in LAYOUTS[layout]]
     for f in folders:
         if not f.is_dir():
@@ -73,13 +93,16 @@ def list_tiles(
     return tiles, problems
 
 
+def _rgb(arr: np.ndarray) -> np.ndarray:
+    return arr[:3] if arr.ndim == 3 and arr.shape[0] == 4 else arr  # drop a PNG alpha band
+
+
 def load_tile(t: TileFiles) -> dict[str, np.ndarray]:
     """Read and check one tile; raise DataError naming the offending file."""
     b, _ = read_raster(t.before)
     a, _ = read_raster(t.after)
     m, _ = read_raster(t.mask)
-    h, hp = read_raster(t.height)
-    before, after = check_image(b, t.before), check_image(a, t.after)
+    before, after = check_image(_rgb(b), t.before), check_image(_rgb(a), t.after)
     if before.shape != after.shape:
         raise DataError(
             f"{t.after}: shape {after.shape[1:]} differs from {t.before} {before.shape[1:]}"
@@ -89,12 +112,17 @@ def load_tile(t: TileFiles) -> dict[str, np.ndarray]:
         raise DataError(
             f"{t.mask}: 2D map shape {mask.shape} differs from image {before.shape[1:]}"
         )
-    height = check_height_3d(h, t.height, hp.get("nodata"))
-    return {"before": before, "after": after, "mask": mask, "height": height}
+    out = {"before": before, "after": after, "mask": mask}
+    if t.height is not None:
+        h, hp = read_raster(t.height)
+        out["height"] = check_height_3d(h, t.height, hp.get("nodata"))
+    return out
 
 
 class ChangeDataset(Dataset):
-    """Tiles of one split of a 3DCD-layout (``2010/2017/2D/3D``) or ``t1/t2/2dcd/3dcd`` dataset.
+    """Tiles of one split of a 3DCD-layout (``2010/2017/2D/3D``), ``t1/t2/2dcd/3dcd`` or 2D-only
+    ``A/B/label`` dataset (``layout="ab"``; then items have no ``height`` and ``split_seed`` seeds
+    the split when the dataset has neither split folders nor ``list/``).
 
     Every tile is read once at construction; tiles that are unreadable or fail the checks are
     dropped and reported in a single warning that lists them (``self.skipped``). With
@@ -110,8 +138,9 @@ class ChangeDataset(Dataset):
         transform: Callable[[dict], dict] | None = None,
         strict: bool = False,
         cache: bool = True,
+        split_seed: int = 0,
     ) -> None:
-        tiles, problems = list_tiles(root, split, layout)
+        tiles, problems = list_tiles(root, split, layout, split_seed)
         self.transform = transform
         self.tiles: list[TileFiles] = []
         self._cache: list[dict[str, np.ndarray]] = []
@@ -130,12 +159,20 @@ class ChangeDataset(Dataset):
         if problems:
             if strict:
                 raise DataError(f"{Path(root) / split}: " + "; ".join(problems))
+            log.warning(
+                "%s: skipped %d tile(s): %s", Path(root) / split, len(problems), "; ".join(problems)
+            )
             warnings.warn(
                 f"{Path(root) / split}: skipped {len(problems)} tile(s): " + "; ".join(problems),
                 stacklevel=2,
             )
         if not self.tiles:
             raise DataError(f"{Path(root) / split}: no readable tiles")
+
+    @property
+    def has_3d(self) -> bool:
+        """Whether items carry a ``height`` target (False for the 2D-only A/B/label layout)."""
+        return self.tiles[0].height is not None
 
     def __len__(self) -> int:
         return len(self.tiles)

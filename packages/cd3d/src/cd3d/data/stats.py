@@ -11,11 +11,15 @@ from .io import write_json
 
 
 def compute_stats(
-    root: str | Path, split: str = "train", layout: str = "auto", out: str | Path | None = None
+    root: str | Path,
+    split: str = "train",
+    layout: str = "auto",
+    out: str | Path | None = None,
+    split_seed: int = 0,
 ) -> dict:
     """Mean/std per channel (images in [0, 1]) over both epochs of ``split``, plus target stats;
     with ``out`` also written there as JSON."""
-    ds = ChangeDataset(root, split, layout, cache=False)
+    ds = ChangeDataset(root, split, layout, cache=False, split_seed=split_seed)
     s = np.zeros(3)
     s2 = np.zeros(3)
     n = 0
@@ -30,7 +34,8 @@ def compute_stats(
             n += x.shape[1]
         changed += int(t["mask"].sum())
         total += t["mask"].size
-        hmin, hmax = min(hmin, float(t["height"].min())), max(hmax, float(t["height"].max()))
+        if "height" in t:
+            hmin, hmax = min(hmin, float(t["height"].min())), max(hmax, float(t["height"].max()))
     mean = s / n
     std = np.sqrt(np.maximum(s2 / n - mean**2, 1e-12))
     st = {
@@ -40,8 +45,8 @@ def compute_stats(
         "mean": mean.round(6).tolist(),
         "std": std.round(6).tolist(),
         "change_fraction": changed / max(total, 1),
-        "height_min": hmin,
-        "height_max": hmax,
+        "height_min": hmin if ds.has_3d else None,
+        "height_max": hmax if ds.has_3d else None,
     }
     if out is not None:
         write_json(out, st)

@@ -36,8 +36,8 @@ class PairedAugment:
         return torch.rand(*shape, generator=self.g)
 
     def __call__(self, item: dict) -> dict:
-        keys = ("before", "after", "mask", "height")
-        x = {k: item[k] for k in keys}
+        keys = ("before", "after", "mask", "height")  # height is absent in 2D-only data
+        x = {k: item[k] for k in keys if k in item}
         if self.flip and self._rand(1) < 0.5:
             x = {k: v.flip(-1) for k, v in x.items()}
         if self.flip and self._rand(1) < 0.5:
@@ -71,10 +71,7 @@ class PairedAugment:
             return w.reshape(v.shape).to(v.dtype)
 
         return {
-            "before": warp(x["before"], "bilinear"),
-            "after": warp(x["after"], "bilinear"),
-            "mask": warp(x["mask"], "nearest"),
-            "height": warp(x["height"], "nearest"),
+            k: warp(v, "bilinear" if k in ("before", "after") else "nearest") for k, v in x.items()
         }
 
     def _colour(self, img: torch.Tensor) -> torch.Tensor:

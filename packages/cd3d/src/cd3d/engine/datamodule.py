@@ -10,7 +10,11 @@ from ..data.transforms import PairedAugment
 
 
 class CD3DDataModule(L.LightningDataModule):
-    """Train split with :class:`PairedAugment` (if ``augment``), val split without."""
+    """Train split with :class:`PairedAugment` (if ``augment``), val split without.
+
+    Under DDP Lightning swaps the samplers for ``DistributedSampler``s, so each rank reads its own
+    share of every epoch; ``shuffle=False`` keeps the file order (used to compare with 1 process).
+    """
 
     def __init__(
         self,
@@ -20,8 +24,11 @@ class CD3DDataModule(L.LightningDataModule):
         num_workers: int = 0,
         augment: bool = True,
         val_split: str = "val",
+        split_seed: int = 0,
+        shuffle: bool = True,
     ) -> None:
         super().__init__()
+        self.split_seed, self.shuffle = split_seed, shuffle
         self.root, self.layout, self.bs, self.nw = root, layout, batch_size, num_workers
         self.augment, self.val_split = augment, val_split
         self.train_ds: ChangeDataset | None = None
@@ -30,8 +37,9 @@ class CD3DDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_ds is None:
             tf = PairedAugment() if self.augment else None
-            self.train_ds = ChangeDataset(self.root, "train", self.layout, transform=tf)
-            self.val_ds = ChangeDataset(self.root, self.val_split, self.layout)
+            kw = {"layout": self.layout, "split_seed": self.split_seed}
+            self.train_ds = ChangeDataset(self.root, "train", transform=tf, **kw)
+            self.val_ds = ChangeDataset(self.root, self.val_split, **kw)
 
     def _loader(self, ds: ChangeDataset, shuffle: bool) -> DataLoader:
         return DataLoader(
@@ -44,7 +52,7 @@ class CD3DDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_ds, True)
+        return self._loader(self.train_ds, self.shuffle)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_ds, False)

@@ -56,7 +56,8 @@ def coregistration_problems(a: DatasetReader, b: DatasetReader) -> list[str]:
 def open_pair(before: str, after: str, align: bool = False, bands: int = 3):
     """Open both epochs, check them, and return ``(a, b)`` readers on the grid of ``a``.
 
-    Without ``align`` any grid difference raises :class:`CoregistrationError`. With ``align``
+    Two inputs without a CRS (plain PNG/JPEG/TIFF tiles) are accepted as pixel grids. Without
+    ``align`` any grid difference raises :class:`CoregistrationError`. With ``align``
     the second epoch is warped (bilinear) onto the first one's grid through a WarpedVRT, read
     window by window. A CRS written differently but with identical parameters is accepted (with a
     warning); outputs take the CRS of ``before``.
@@ -66,8 +67,6 @@ def open_pair(before: str, after: str, align: bool = False, bands: int = 3):
     try:
         check_input(a, bands)
         check_input(b, bands)
-        if a.crs is None:
-            raise CoregistrationError(f"{a.name}: no CRS; georeferenced GeoTIFFs are required")
         probs = coregistration_problems(a, b)
         if probs and not align:
             raise CoregistrationError(

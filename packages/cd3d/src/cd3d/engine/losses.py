@@ -34,9 +34,13 @@ class ChangeLoss(nn.Module):
         self.focal_gamma, self.mask_3d_to_change = focal_gamma, mask_3d_to_change
 
     def forward(
-        self, logits: torch.Tensor, height: torch.Tensor, mask: torch.Tensor, target_h: torch.Tensor
+        self,
+        logits: torch.Tensor,
+        height: torch.Tensor | None,
+        mask: torch.Tensor,
+        target_h: torch.Tensor | None,
     ) -> dict[str, torch.Tensor]:
-        """Return the parts and ``loss``; ``height``/``target_h`` are in scaled units."""
+        """Return the parts and ``loss``; ``height``/``target_h`` are in scaled units (None: 2D only)."""
         logits = logits.float()
         ce = F.cross_entropy(logits, mask, weight=self.w.to(logits.device))
         out = {"ce": ce}
@@ -52,6 +56,9 @@ class ChangeLoss(nn.Module):
             fl = (-((1 - logp.exp()) ** self.focal_gamma) * logp).mean()
             out["focal"] = fl
             loss = loss + self.focal * fl
+        if height is None or target_h is None:
+            out["loss"] = loss
+            return out
         h = height.float()[:, 0]
         se = (h - target_h) ** 2
         if self.mask_3d_to_change:

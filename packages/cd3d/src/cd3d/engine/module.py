@@ -47,9 +47,18 @@ class CD3DModule(L.LightningModule):
             )
         return b, a
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def _loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
         logits, h = self.model.forward_scaled(*self._inputs(batch))
-        parts = self.criterion(logits, h, batch["mask"], batch["height"] / self.model.height_scale)
+        if self.model.task == "2d" or "height" not in batch:
+            return logits, None, self.criterion(logits, None, batch["mask"], None)
+        return (
+            logits,
+            h,
+            self.criterion(logits, h, batch["mask"], batch["height"] / self.model.height_scale),
+        )
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        _, _, parts = self._loss(batch)
         n = batch["mask"].shape[0]
         self.log("train/loss", parts["loss"], prog_bar=True, batch_size=n)
         for k, v in parts.items():
@@ -58,20 +67,22 @@ class CD3DModule(L.LightningModule):
         return parts["loss"]
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logits, h = self.model.forward_scaled(*self._inputs(batch))
-        parts = self.criterion(logits, h, batch["mask"], batch["height"] / self.model.height_scale)
+        logits, h, parts = self._loss(batch)
         self.log("val/loss", parts["loss"], batch_size=batch["mask"].shape[0], sync_dist=True)
-        self.val_metrics.update(
-            logits.argmax(1),
-            batch["mask"],
-            h.float()[:, 0] * self.model.height_scale,
-            batch["height"],
-        )
+        if h is None:
+            self.val_metrics.update(logits.argmax(1), batch["mask"])
+        else:
+            self.val_metrics.update(
+                logits.argmax(1),
+                batch["mask"],
+                h.float()[:, 0] * self.model.height_scale,
+                batch["height"],
+            )
 
     def on_validation_epoch_end(self) -> None:
         res = self.val_metrics.compute()
         self.val_metrics.reset()
-        for k, v in res.items():
+        for k, v in res.items():  # in 2D-only runs the 3D keys are 0 (nothing accumulated)
             self.log(f"val/{k}", v, prog_bar=k in ("f1", "crmse_3d_nonzero"))
 
     def configure_optimizers(self):

@@ -13,6 +13,7 @@ and writes finished strips while the next row is computed.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import numpy as np
 import rasterio
 import torch
 from rasterio.enums import MaskFlags
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
@@ -127,7 +129,8 @@ def predict_rasters(
     align: bool = False,
     progress: bool = True,
 ) -> dict[str, Path]:
-    """Write ``out/change_2d.tif`` and ``out/change_3d.tif`` for a co-registered pair."""
+    """Write ``out/change_2d.tif`` and (unless ``det.task == "2d"``) ``out/change_3d.tif`` for a
+    co-registered pair; inputs without a CRS (e.g. PNG tiles) give outputs without one."""
     cfg = cfg or PredictConfig()
     if cfg.tile % 2 or cfg.overlap % 2 or not 0 <= cfg.overlap < cfg.tile:
         raise CD3DError(
@@ -136,7 +139,8 @@ def predict_rasters(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     det, dev, amp, cl = prepare_detector(det, cfg)
-    with rasterio.Env(GDAL_CACHEMAX=64, GDAL_NUM_THREADS="ALL_CPUS"):
+    with rasterio.Env(GDAL_CACHEMAX=64, GDAL_NUM_THREADS="ALL_CPUS"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain PNG/JPEG tiles are fine
         a, b = open_pair(str(before), str(after), align)
         try:
             return _run(det, a, b, out, cfg, dev, amp, cl, progress)
@@ -175,7 +179,10 @@ def _run(
     stride = cfg.tile - cfg.overlap
     H, W = a.height, a.width
     H3, W3 = (H + 1) // 2, (W + 1) // 2
+    with_3d = getattr(det, "task", "3d") == "3d"  # a 2D-only detector writes change_2d.tif alone
     paths = {"change_2d": out / "change_2d.tif", "change_3d": out / "change_3d.tif"}
+    if not with_3d:
+        del paths["change_3d"]
     p2 = _profile(a, "uint8", NODATA_2D, W, H, a.transform, cfg.zlevel)
     p3 = _profile(a, "float32", NODATA_3D, W3, H3, a.transform @ Affine.scale(2), cfg.zlevel)
     ys, xs = positions(H, cfg.tile, stride), positions(W, cfg.tile, stride)
@@ -203,9 +210,14 @@ def _run(
 
     bar = tqdm(total=len(ys) * len(xs), desc="predict", unit="tile", disable=not progress)
     with contextlib.ExitStack() as stack:
-        t2, t3 = (stack.enter_context(atomic_path(paths[k])) for k in ("change_2d", "change_3d"))
-        d2 = stack.enter_context(rasterio.open(t2, "w", **p2))
-        d3 = stack.enter_context(rasterio.open(t3, "w", **p3))
+        d2 = stack.enter_context(
+            rasterio.open(stack.enter_context(atomic_path(paths["change_2d"])), "w", **p2)
+        )
+        d3 = None
+        if with_3d:
+            d3 = stack.enter_context(
+                rasterio.open(stack.enter_context(atomic_path(paths["change_3d"])), "w", **p3)
+            )
         readers = [_StripReader(a, pin), _StripReader(b, pin)]
         writer = ThreadPoolExecutor(1, thread_name_prefix="cd3d-write")
         for pool in (
@@ -222,7 +234,8 @@ def _run(
             if done is not None:
                 done.synchronize()
             d2.write(v2.numpy()[None], window=Window(0, y, W, n))
-            d3.write(hv.numpy()[None], window=Window(0, y3, W3, n3))
+            if d3 is not None:
+                d3.write(hv.numpy()[None], window=Window(0, y3, W3, n3))
 
         for i, (y, th) in enumerate(ys):
             while len(ahead) <= cfg.prefetch and i + len(ahead) < len(ys):

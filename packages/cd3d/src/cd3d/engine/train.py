@@ -8,6 +8,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from ..data.io import CD3DError, write_json
 from ..data.stats import compute_stats
@@ -31,12 +32,16 @@ def _normalisation(cfg: dict, out: Path) -> tuple[list[float], list[float]]:
     if stats_file.is_file():
         st = json.loads(stats_file.read_text())
     else:
-        st = compute_stats(cfg["data"]["root"], "train", cfg["data"].get("layout", "auto"))
-        write_json(stats_file, st)
+        d = cfg["data"]
+        st = compute_stats(
+            d["root"], "train", d.get("layout", "auto"), split_seed=int(d.get("split_seed", 0))
+        )
+        if rank_zero_only.rank == 0:  # other DDP ranks compute the same numbers but do not write
+            write_json(stats_file, st)
     return st["mean"], st["std"]
 
 
-def build(cfg: dict) -> tuple[CD3DModule, CD3DDataModule, L.Trainer]:
+def build(cfg: dict, callbacks: list | None = None) -> tuple[CD3DModule, CD3DDataModule, L.Trainer]:
     """Module, data module and trainer (checkpoints on best F1, best cRMSE and last) for ``cfg``."""
     if not cfg["data"].get("root"):
         raise CD3DError("data.root is not set (pass --data ROOT or set it in the config)")
@@ -51,6 +56,7 @@ def build(cfg: dict) -> tuple[CD3DModule, CD3DDataModule, L.Trainer]:
         "mean": mean,
         "std": std,
         "height_scale": float(m.get("height_scale", 40.0)),
+        "task": str(cfg.get("task", "3d")),
     }
     module = CD3DModule(
         detector, cfg.get("loss"), cfg.get("optim"), bool(m.get("channels_last", False))
@@ -62,13 +68,19 @@ def build(cfg: dict) -> tuple[CD3DModule, CD3DDataModule, L.Trainer]:
         int(d.get("batch_size", 4)),
         int(d.get("num_workers", 0)),
         bool(d.get("augment", True)),
+        split_seed=int(d.get("split_seed", 0)),
+        shuffle=bool(d.get("shuffle", True)),
     )
     ckdir = out / "checkpoints"
     callbacks = [
         ModelCheckpoint(ckdir, "best-f1", monitor="val/f1", mode="max", save_last=True),
-        ModelCheckpoint(ckdir, "best-crmse", monitor="val/crmse_3d_nonzero", mode="min"),
         LearningRateMonitor("step"),
+        *(callbacks or []),
     ]
+    if detector["task"] == "3d":  # a 2D-only run has no height error to monitor
+        callbacks.insert(
+            1, ModelCheckpoint(ckdir, "best-crmse", monitor="val/crmse_3d_nonzero", mode="min")
+        )
     t = dict(cfg.get("trainer") or {})
     trainer = L.Trainer(
         default_root_dir=str(out),
@@ -80,11 +92,17 @@ def build(cfg: dict) -> tuple[CD3DModule, CD3DDataModule, L.Trainer]:
     return module, dm, trainer
 
 
-def train(cfg: dict, resume: str | None = "auto") -> dict:
-    """Fit; ``resume='auto'`` continues from ``out/checkpoints/last.ckpt`` when present."""
-    module, dm, trainer = build(cfg)
+def train(cfg: dict, resume: str | None = "auto", callbacks: list | None = None) -> dict:
+    """Fit; ``resume='auto'`` continues from ``out/checkpoints/last.ckpt`` when present.
+
+    Extra Lightning ``callbacks`` are added to the trainer's. Under DDP every rank returns the
+    report, but only rank 0 writes files (Lightning guards checkpoints and logs; this guards
+    ``config.json`` and ``stats.json``).
+    """
+    module, dm, trainer = build(cfg, callbacks)
     out = Path(cfg["out"])
-    write_json(out / "config.json", cfg)
+    if rank_zero_only.rank == 0:
+        write_json(out / "config.json", cfg)
     ckpt = None
     if resume == "auto":
         last = out / "checkpoints" / "last.ckpt"
@@ -92,13 +110,14 @@ def train(cfg: dict, resume: str | None = "auto") -> dict:
     elif resume:
         ckpt = resume
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
-    cb = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
+    cb = {c.filename: c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)}
+    f1 = cb["best-f1"]
     return {
-        "best_f1": cb[0].best_model_path,
-        "best_f1_score": float(cb[0].best_model_score)
-        if cb[0].best_model_score is not None
-        else None,
-        "best_crmse": cb[1].best_model_path,
+        "best_f1": f1.best_model_path,
+        "best_f1_score": float(f1.best_model_score) if f1.best_model_score is not None else None,
+        "best_crmse": cb["best-crmse"].best_model_path if "best-crmse" in cb else None,
+        "rank": trainer.global_rank,
+        "world_size": trainer.world_size,
         "last": str(out / "checkpoints" / "last.ckpt"),
         "epochs": trainer.current_epoch,
         "resumed_from": ckpt,

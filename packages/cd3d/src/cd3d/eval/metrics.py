@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torchmetrics import Metric
 
 KEYS = ("f1", "iou", "precision", "recall", "rmse", "mae", "crmse_3d_nonzero", "crmse_2d_label")
+KEYS_2D = KEYS[:4]  #: the keys reported for 2D-only data or detectors
 
 
 def label_to_grid(mask: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:

@@ -37,7 +37,8 @@ class ChangeDetector(Predictor, nn.Module):
     """``net`` from the registry plus per-channel mean/std and ``height_scale`` (metres per unit).
 
     The network regresses height change divided by ``height_scale`` (so targets lie in about
-    [-1, 1]); :meth:`forward` returns logits and the height in metres.
+    [-1, 1]); :meth:`forward` returns logits and the height in metres. With ``task="2d"`` the
+    height head is off: it gets no loss, and predict, eval and the metrics leave it out.
     """
 
     def __init__(
@@ -47,8 +48,12 @@ class ChangeDetector(Predictor, nn.Module):
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         height_scale: float = 40.0,
+        task: str = "3d",
     ) -> None:
         super().__init__()
+        if task not in ("2d", "3d"):
+            raise ValueError(f"task must be '2d' or '3d', not {task!r}")
+        self.task = task
         self.model_name, self.model_kwargs = model, dict(model_kwargs or {})
         self.net = create_model(model, **self.model_kwargs)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
@@ -78,4 +83,5 @@ class ChangeDetector(Predictor, nn.Module):
             "mean": self.mean.flatten().tolist(),
             "std": self.std.flatten().tolist(),
             "height_scale": self.height_scale,
+            "task": self.task,
         }
