@@ -12,7 +12,8 @@ CUDA-only. Measured on CPU (README, "Multi-GPU / multi-node"):
 This module does what ``ns-train``'s launcher does (one process per rank, seed ``machine.seed + rank``,
 the config saved once, nerfstudio's ``Trainer.train`` loop in every rank) with a gloo process group and
 a device-less ``DistributedDataParallel`` around the model. Checkpoints, event files and the console
-writer stay rank-0-only through nerfstudio's own ``check_main_thread`` guards.
+writer stay rank-0-only through nerfstudio's own ``check_main_thread`` guards; the one file nerfstudio
+writes from every rank (``dataparser_transforms.json``) gets the same guard here.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
+from nerfstudio.utils import writer
+from nerfstudio.utils.decorators import check_main_thread
 from torch.nn.parallel import DistributedDataParallel
 
 DEFAULT_TIMEOUT = timedelta(minutes=30)
@@ -55,19 +58,23 @@ def setup_ddp_trainer(config: TrainerConfig, rank: int, world_size: int) -> Trai
         )
     seed = config.machine.seed + rank  # what ns-train's train_loop does
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002  (nerfstudio code draws from the global numpy RNG)
     torch.manual_seed(seed)
     trainer = config.setup(local_rank=rank, world_size=1)
     trainer.setup()
     trainer.world_size = world_size
     pipeline = trainer.pipeline
+    # Trainer.train writes dataparser_transforms.json from every rank (no guard in nerfstudio 1.1.5).
+    outputs = pipeline.datamanager.train_dataparser_outputs
+    outputs.save_dataparser_transform = check_main_thread(outputs.save_dataparser_transform)
     pipeline._model = DistributedDataParallel(pipeline._model, find_unused_parameters=True)
     return trainer
 
 
 def train_loop(rank: int, world_size: int, config: TrainerConfig) -> None:
-    """One rank of a CPU data-parallel run: set up, then nerfstudio's ``Trainer.train``."""
+    """One rank of a CPU data-parallel run: set up, nerfstudio's ``Trainer.train``, close event files."""
     setup_ddp_trainer(config, rank, world_size).train()
+    close_event_writers()
 
 
 def _worker(
@@ -80,6 +87,10 @@ def _worker(
     threads: int,
 ) -> None:
     torch.set_num_threads(threads)
+    # A forked rank inherits the parent's nerfstudio event writers, but not their writer threads:
+    # logging into them would block on a queue nobody drains. Each rank starts with its own.
+    writer.EVENT_WRITERS.clear()
+    writer.EVENT_STORAGE.clear()
     dist.init_process_group(
         "gloo", init_method=init_method, rank=rank, world_size=world_size, timeout=timeout
     )
@@ -87,7 +98,16 @@ def _worker(
         main_func(rank, world_size, config)
         dist.barrier()
     finally:
+        close_event_writers()  # a forked rank ends in os._exit: no atexit flush of event files
         dist.destroy_process_group()
+
+
+def close_event_writers() -> None:
+    """Flush and close this process's tensorboard event files (nerfstudio keeps them open)."""
+    for event_writer in writer.EVENT_WRITERS:
+        summary = getattr(event_writer, "tb_writer", None)
+        if summary is not None:
+            summary.close()
 
 
 def launch_cpu(
