@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from bus_classify.data.io import BusClassifyError, ImageReadError, is_image_file, load_image
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 MASK_RE = re.compile(r"_mask(_\d+)?$", re.IGNORECASE)
 BINARY_CLASSES = ["no_lump", "lump"]
 THREE_CLASSES = ["benign", "malignant", "normal"]
+MALIGNANT_CLASSES = ["non_malignant", "malignant"]
+TASKS = ("binary", "3class", "malignant")
 _NEG = {"normal", "no_lump", "nolump", "no-lump", "no lump", "clear", "negative", "healthy"}
 _POS = {"lump", "benign", "malignant", "positive", "tumor", "tumour"}
 SPLIT_ALIASES = {
@@ -54,12 +57,30 @@ def class_names(task: str) -> list[str]:
         return list(BINARY_CLASSES)
     if task == "3class":
         return list(THREE_CLASSES)
-    raise BusClassifyError(f"unknown task {task!r}; use 'binary' or '3class'")
+    if task == "malignant":
+        return list(MALIGNANT_CLASSES)
+    raise BusClassifyError(f"unknown task {task!r}; use one of {TASKS}")
+
+
+def positive_classes(class_names: list[str]) -> list[int]:
+    """Indices of the positive group: ``lump`` (binary), ``benign`` + ``malignant`` (3 classes),
+    ``malignant`` (the malignant task)."""
+    pos = [i for i, c in enumerate(class_names) if c in ("lump", "benign", "malignant")]
+    if not pos:
+        raise BusClassifyError(f"no lump class among {class_names}")
+    return pos
 
 
 def class_index(name: str, task: str, where: str = "") -> int:
     """Map a folder or label name to the index of ``task``'s classes."""
     key = name.strip().lower().replace("-", "_")
+    if task == "malignant":
+        if key in THREE_CLASSES:
+            return int(key == "malignant")
+        raise BusClassifyError(
+            f"{where}: class {name!r} is not one of {THREE_CLASSES} (the "
+            "malignant task needs the BUSI benign/malignant/normal labels)"
+        )
     if task == "3class":
         if key in THREE_CLASSES:
             return THREE_CLASSES.index(key)
@@ -81,10 +102,53 @@ def is_mask(path: Path) -> bool:
     return bool(MASK_RE.search(path.stem))
 
 
-def _images_in(folder: Path) -> tuple[list[Path], int]:
+def _images_in(folder: Path, stats: dict | None = None) -> tuple[list[Path], int]:
     files = sorted(p for p in folder.iterdir() if is_image_file(p))
     keep = [p for p in files if not is_mask(p)]
+    stems = {p.stem for p in keep}
+    for m in files:
+        if is_mask(m) and MASK_RE.sub("", m.stem) not in stems:
+            log.warning(
+                "%s: mask without its image (%s), skipped", m, MASK_RE.sub("", m.stem) + m.suffix
+            )
+            if stats is not None:
+                stats.setdefault("orphan_masks", []).append(str(m))
     return keep, len(files) - len(keep)
+
+
+def mask_paths(image: str | Path) -> list[Path]:
+    """BUSI lesion masks of ``image``: ``<stem>_mask.png``, ``<stem>_mask_1.png``, ..."""
+    image = Path(image)
+    if not image.parent.is_dir():
+        return []
+    prefix = image.stem + "_mask"
+    return sorted(
+        p
+        for p in image.parent.iterdir()
+        if p.stem.startswith(prefix) and is_mask(p) and MASK_RE.sub("", p.stem) == image.stem
+    )
+
+
+def read_mask(image: str | Path, size: tuple[int, int]) -> Image.Image | None:
+    """Union of the lesion masks of ``image`` as a binary ``L`` image, or ``None`` when it has
+    none. A mask of another size than the image (``size`` = width, height) is an error."""
+    paths = mask_paths(image)
+    if not paths:
+        return None
+    union = None
+    for p in paths:
+        try:
+            m = Image.open(p)
+            m.load()
+        except OSError as e:
+            raise ImageReadError(f"{p}: cannot read mask ({e})") from e
+        if m.size != tuple(size):
+            raise BusClassifyError(
+                f"{p}: mask is {m.size[0]}x{m.size[1]} px but its image is {size[0]}x{size[1]}"
+            )
+        arr = np.asarray(m.convert("L")) > 127
+        union = arr if union is None else union | arr
+    return Image.fromarray((union * 255).astype(np.uint8), "L")
 
 
 def detect_layout(root: Path) -> str:
@@ -111,7 +175,7 @@ def _folder_samples(root: Path, task: str, split: str | None, stats: dict) -> li
         )
     for cdir in class_dirs:
         label = class_index(cdir.name, task, where=str(cdir))
-        files, n_masks = _images_in(cdir)
+        files, n_masks = _images_in(cdir, stats)
         stats["masks_excluded"] += n_masks
         if not files:
             raise BusClassifyError(f"{cdir}: class folder is empty (no images besides masks)")
@@ -143,6 +207,10 @@ def discover(root: str | Path, task: str = "binary") -> list[Sample]:
         layout,
         stats["masks_excluded"],
     )
+    if stats.get("orphan_masks"):
+        log.warning(
+            "%s: %d mask file(s) without an image skipped", root, len(stats["orphan_masks"])
+        )
     return samples
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 from scipy.fft import dctn
 
 from bus_classify.data.io import BusClassifyError, ImageReadError, write_csv
-from bus_classify.data.sources import Sample, read_sample
+from bus_classify.data.sources import HF_SEP, Sample, read_sample
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -31,7 +31,7 @@ def phash(img: Image.Image, hash_size: int = 8) -> np.ndarray:
     return low > np.median(low[1:])
 
 
-def duplicate_groups(hashes: np.ndarray, max_distance: int = 6) -> np.ndarray:
+def duplicate_groups(hashes: np.ndarray, max_distance: int = 10) -> np.ndarray:
     """Union images whose hashes differ in at most ``max_distance`` bits; return a group id each."""
     n = len(hashes)
     parent = np.arange(n)
@@ -62,6 +62,7 @@ class SplitReport:
     duplicate_groups: list[list[str]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     leaks: list[list[str]] = field(default_factory=list)
+    label_conflicts: list[list[str]] = field(default_factory=list)
 
     def summary(self, show_groups: int = 0) -> str:
         lines = [
@@ -73,6 +74,15 @@ class SplitReport:
             f"near-duplicate groups: {len(self.duplicate_groups)} "
             f"({n_dup} images), each kept inside one split"
         )
+        if self.label_conflicts:
+            lines.append(
+                f"LABEL CONFLICTS: {len(self.label_conflicts)} duplicate groups mix "
+                "classes (check these labels):"
+            )
+            lines += [
+                "  conflict: " + " | ".join(f"{Path(p).parent.name}/{Path(p).name}" for p in g)
+                for g in self.label_conflicts
+            ]
         if self.leaks:
             lines.append(f"WARNING: {len(self.leaks)} duplicate groups span the given splits")
         lines.append(f"skipped unreadable images: {len(self.skipped)}")
@@ -109,7 +119,7 @@ def make_split(
     samples: list[Sample],
     fractions=(0.6, 0.2, 0.2),
     seed: int = 0,
-    max_distance: int = 6,
+    max_distance: int = 10,
     strict: bool = False,
 ) -> tuple[list[dict], SplitReport]:
     """Hash every image, group near-duplicates and split groups 60/20/20 per class.
@@ -131,6 +141,13 @@ def make_split(
             report.skipped.append(str(e))
     if not kept:
         raise BusClassifyError("no readable images to split")
+    labels = {s.label for s in kept}
+    if len(labels) < 2:
+        where = Path(kept[0].ref.split("::")[0]).parent.parent
+        raise BusClassifyError(
+            f"{where}: all {len(kept)} images have one label "
+            f"({kept[0].source_class}); a split needs at least two classes"
+        )
     group = duplicate_groups(np.stack(hashes), max_distance)
     groups: dict[int, list[int]] = {}
     for i, g in enumerate(group):
@@ -159,6 +176,8 @@ def make_split(
             report.duplicate_groups.append(refs)
             if len({split_of[m] for m in members}) > 1:
                 report.leaks.append(refs)
+            if len({kept[m].source_class for m in members}) > 1:
+                report.label_conflicts.append(refs)
     for s in SPLITS:
         report.counts[s] = dict(Counter(r["source_class"] for r in rows if r["split"] == s))
     return rows, report
@@ -169,7 +188,7 @@ def split_folder(
     out: str | Path,
     task: str = "binary",
     seed: int = 0,
-    max_distance: int = 6,
+    max_distance: int = 10,
     strict: bool = False,
 ) -> tuple[list[dict], SplitReport]:
     """Discover ``data``, split it with :func:`make_split` and write the split CSV to ``out``."""
@@ -195,6 +214,16 @@ def read_csv(path: str | Path) -> list[dict]:
     for r in rows:
         r["label"] = int(r["label"])
     return rows
+
+
+def check_paths(rows: list[dict], where: str | Path) -> None:
+    """Every image path of ``rows`` must exist (the data may have moved since ``split``)."""
+    gone = [r["path"] for r in rows if HF_SEP not in r["path"] and not Path(r["path"]).is_file()]
+    if gone:
+        raise BusClassifyError(
+            f"{where}: {len(gone)} of {len(rows)} image paths do not exist "
+            f"(first: {gone[0]}); did the data move? re-run `bus-classify split`"
+        )
 
 
 def relabel(rows: list[dict], task: str, where: str = "") -> list[dict]:

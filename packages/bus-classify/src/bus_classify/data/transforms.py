@@ -1,4 +1,5 @@
-"""Resize, ImageNet z-score and the report's augmentations (flip, affine, speckle noise, blur)."""
+"""Resize (letterbox or stretch), ImageNet z-score, and two augmentation levels: light (flip +
+small affine) and the report's (plus speckle noise and blur)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import torch
 from PIL import Image, ImageFilter
 from torchvision.transforms import v2
 
+from bus_classify.data.io import BusClassifyError
 from bus_classify.data.parula import Parula
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -39,25 +41,73 @@ class RandomGaussianBlur:
         return img.filter(ImageFilter.GaussianBlur(lo + float(torch.rand(())) * (hi - lo)))
 
 
+class Letterbox:
+    """Resize the longer side to ``size`` keeping the aspect ratio, then pad to a square
+    (black, like the ultrasound background) so lesion shape is not distorted."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        w, h = img.size
+        scale = self.size / max(w, h)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        canvas = Image.new(img.mode, (self.size, self.size))
+        canvas.paste(
+            img.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=None),
+            ((self.size - nw) // 2, (self.size - nh) // 2),
+        )
+        return canvas
+
+
+AUGMENTATIONS = ("none", "light", "report")
+RESIZE_MODES = ("letterbox", "stretch")
+
+
+def augment_level(augment: bool | str) -> str:
+    """``none`` | ``light`` (flip + small affine) | ``report`` (the report's flip, affine,
+    speckle noise and blur); ``True``/``False`` mean ``report``/``none``."""
+    level = {True: "report", False: "none"}.get(augment, augment)
+    if level not in AUGMENTATIONS:
+        raise BusClassifyError(f"unknown augment {augment!r}; use one of {AUGMENTATIONS}")
+    return level
+
+
+def resize_op(img_size: int, resize: str = "letterbox"):
+    """The deterministic resize step shared by training, evaluation and masks."""
+    if resize == "letterbox":
+        return Letterbox(img_size)
+    if resize == "stretch":
+        return v2.Resize((img_size, img_size), antialias=True)
+    raise BusClassifyError(f"unknown resize {resize!r}; use one of {RESIZE_MODES}")
+
+
 def build_transform(
     img_size: int = 224,
     train: bool = False,
     parula: bool = False,
+    augment: bool | str = "light",
+    resize: str = "stretch",
     mean=IMAGENET_MEAN,
     std=IMAGENET_STD,
 ) -> v2.Compose:
-    """PIL RGB -> normalised float tensor ``(3, img_size, img_size)``."""
+    """PIL RGB -> normalised float tensor ``(3, img_size, img_size)``.
+
+    ``train`` enables the augmentation ``augment`` (see :func:`augment_level`).
+    """
     # Geometry and blur run on PIL images (much faster than tensor kernels on small CPUs).
+    level = augment_level(augment) if train else "none"
     ops: list = [Parula()] if parula else []
-    ops.append(v2.Resize((img_size, img_size), antialias=True))
-    if train:
+    ops.append(resize_op(img_size, resize))
+    if level != "none":
         ops += [
             v2.RandomHorizontalFlip(),
             v2.RandomAffine(degrees=10, translate=(0.05, 0.05), scale=(0.9, 1.1)),
-            RandomGaussianBlur((0.1, 1.5), p=0.3),
         ]
+    if level == "report":
+        ops.append(RandomGaussianBlur((0.1, 1.5), p=0.3))
     ops += [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)]
-    if train:
+    if level == "report":
         ops.append(MultiplicativeNoise(0.1, p=0.5))
     ops.append(v2.Normalize(mean, std))
     return v2.Compose(ops)

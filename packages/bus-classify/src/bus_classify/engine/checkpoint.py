@@ -78,5 +78,9 @@ def eval_transform(hp: dict):
     """The deterministic input transform a checkpoint was trained with (no augmentation)."""
     from bus_classify.data.transforms import build_transform
 
-    return build_transform(hp["img_size"], train=False, parula=hp.get("parula", False),
-                           resize=hp.get("resize", "stretch"))
+    return build_transform(
+        hp["img_size"],
+        train=False,
+        parula=hp.get("parula", False),
+        resize=hp.get("resize", "stretch"),
+    )

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from bus_classify.data.dataset import BusDataset
 from bus_classify.data.io import BusClassifyError
-from bus_classify.data.split import read_csv, relabel
+from bus_classify.data.split import check_paths, read_csv, relabel
 from bus_classify.data.transforms import build_transform
 
 
@@ -32,7 +32,8 @@ class BusDataModule(L.LightningDataModule):
         img_size: int = 224,
         batch_size: int = 32,
         parula: bool = False,
-        augment: bool = True,
+        augment: bool | str = "light",
+        resize: str = "letterbox",
         sampler: str = "none",
         num_workers: int = 2,
         cache_images: bool = False,
@@ -41,6 +42,7 @@ class BusDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.rows = relabel(read_csv(split_csv), task, str(split_csv))
+        check_paths(self.rows, split_csv)
         self.split_csv = split_csv
         self.img_size, self.batch_size, self.parula = img_size, batch_size, parula
         self.sampler, self.num_workers, self.cache, self.seed = (
@@ -52,10 +54,18 @@ class BusDataModule(L.LightningDataModule):
         for s in ("train", "val"):
             if not any(r["split"] == s for r in self.rows):
                 raise BusClassifyError(f"{split_csv}: no rows in the {s!r} split")
+        train_classes = {r["label"] for r in self.rows if r["split"] == "train"}
+        if len(train_classes) < 2:
+            raise BusClassifyError(
+                f"{split_csv}: the train split has one class only "
+                f"(labels {sorted(train_classes)} for task {task!r})"
+            )
         self.datasets = {
             s: BusDataset(
                 [r for r in self.rows if r["split"] == s],
-                build_transform(img_size, train=augment and s == "train", parula=parula),
+                build_transform(
+                    img_size, train=s == "train", parula=parula, augment=augment, resize=resize
+                ),
                 cache_images,
             )
             for s in ("train", "val", "test")

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import BinaryAUROC, MulticlassAccuracy, MulticlassF1Score
 
 from bus_classify.data.io import BusClassifyError
+from bus_classify.data.sources import positive_classes
 from bus_classify.engine.losses import build_loss
 from bus_classify.models.factory import create_model
 
+SCHEDULERS = ("none", "cosine", "onecycle")
+
 
 class BusClassifier(L.LightningModule):
-    """Image classifier trained with AdamW (optional cosine schedule) and CE / weighted CE / focal loss."""
+    """Image classifier: AdamW with a one-cycle / cosine / constant learning rate, CE /
+    class-weighted CE / focal loss; validation logs loss, accuracy, macro F1 and ROC-AUC of the
+    lump (positive-group) score."""
 
     def __init__(
         self,
@@ -32,17 +37,24 @@ class BusClassifier(L.LightningModule):
         epochs: int = 20,
         scheduler: str = "none",
         channels_last: bool = False,
+        resize: str = "stretch",
+        task: str = "binary",
     ) -> None:
         """Keyword-only; the names are the run-config keys, so ``BusClassifier(**kwargs_for(
         BusClassifier, cfg), num_classes=..., ...)`` builds it from a config."""
         super().__init__()
         self.save_hyperparameters()
+        if scheduler not in SCHEDULERS:
+            raise BusClassifyError(f"unknown scheduler {scheduler!r}; use one of {SCHEDULERS}")
         self.model = create_model(model, num_classes, img_size, weights, model_kwargs)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.criterion = build_loss(loss, class_weights if loss != "ce" else None, focal_gamma)
+        names = class_names or ([] if num_classes != 2 else ["no_lump", "lump"])
+        self.positive = positive_classes(names) if names else [num_classes - 1]
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")
+        self.val_auc = BinaryAUROC()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:
@@ -65,24 +77,33 @@ class BusClassifier(L.LightningModule):
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
-        logits = self(x)
-        loss = torch.nn.functional.cross_entropy(logits.float(), y)
+        logits = self(x).float()
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        score = logits.softmax(dim=1)[:, self.positive].sum(dim=1)
         self.val_acc.update(logits, y)
         self.val_f1.update(logits, y)
+        self.val_auc.update(
+            score, torch.isin(y, torch.tensor(self.positive, device=y.device)).long()
+        )
         self.log("val_loss", loss, prog_bar=True, on_epoch=True, batch_size=len(y), sync_dist=True)
         self.log("val_acc", self.val_acc, prog_bar=True, on_epoch=True)
         self.log("val_f1", self.val_f1, prog_bar=True, on_epoch=True)
+        self.log("val_auc", self.val_auc, prog_bar=True, on_epoch=True)
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(
             self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
-        if self.hparams.scheduler == "none":
+        kind = self.hparams.scheduler
+        if kind == "none":
             return opt
-        if self.hparams.scheduler != "cosine":
-            raise BusClassifyError(
-                f"unknown scheduler {self.hparams.scheduler!r}; use none or cosine"
+        if kind == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+                opt, T_max=max(1, int(self.hparams.epochs))
             )
-        epochs = max(1, int(self.hparams.epochs))
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        steps = int(self.trainer.estimated_stepping_batches)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=self.hparams.lr, total_steps=max(1, steps), pct_start=0.2
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,4 +1,5 @@
-"""Train a classifier with Lightning: best checkpoint on min val loss, early stopping, resume."""
+"""Train a classifier with Lightning: class imbalance handled, best checkpoint on a validation
+metric the majority class cannot win (ROC-AUC by default), per-epoch log, resume."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from bus_classify.data.io import BusClassifyError, atomic_write
@@ -21,10 +22,37 @@ from bus_classify.engine.module import BusClassifier
 log = logging.getLogger(__name__)
 
 
+MONITORS = {"val_auc": "max", "val_f1": "max", "val_loss": "min"}
+IMBALANCE_RATIO = 2.0
+
+
 def _precision(cfg: dict, accelerator: str) -> str:
     if accelerator == "cpu" or not cfg.get("amp"):
         return "32-true"
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def resolve_loss(loss: str, labels: list[int], num_classes: int) -> str:
+    """``auto`` becomes ``weighted_ce`` when the largest class outnumbers the smallest more than
+    2:1 in ``labels`` (the training split), else ``ce``; other names pass through."""
+    if loss != "auto":
+        return loss
+    counts = [labels.count(c) for c in range(num_classes)]
+    present = [c for c in counts if c]
+    return "weighted_ce" if max(present) > IMBALANCE_RATIO * min(present) else "ce"
+
+
+class EpochLog(Callback):
+    """One log line per epoch: train loss and the validation metrics."""
+
+    KEYS = ("train_loss", "val_loss", "val_acc", "val_f1", "val_auc")
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:
+            return
+        m = trainer.callback_metrics
+        parts = [f"{k} {float(m[k]):.4f}" for k in self.KEYS if k in m]
+        log.info("epoch %d/%d: %s", trainer.current_epoch + 1, trainer.max_epochs, "  ".join(parts))
 
 
 def train(
@@ -36,15 +64,18 @@ def train(
     resume: bool = False,
     progress: bool = True,
     max_time: str | None = None,
+    strategy: str = "auto",
+    trainer_kwargs: dict | None = None,
+    extra_callbacks: list | None = None,
 ) -> Path:
-    """Fit one model; returns the path of the best checkpoint (min validation loss).
+    """Fit one model; returns the path of the best checkpoint (by ``cfg["monitor"]``).
 
     ``out`` receives ``checkpoints/best.ckpt``, ``checkpoints/last.ckpt``, tensorboard logs in
     ``tb/`` and the resolved ``config.yaml``. With ``resume`` an existing ``last.ckpt`` is
-    continued (optimizer, epoch and callback state included).
+    continued (optimizer, scheduler, epoch and callback state included). ``devices`` > 1 runs
+    Lightning DDP (``strategy``); only rank 0 writes files.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(int(cfg["seed"]), workers=True)
     names = class_names(cfg["task"])
     dm = BusDataModule(split_csv=split_csv, **kwargs_for(BusDataModule, cfg))
@@ -53,11 +84,20 @@ def train(
         raise BusClassifyError(
             f"{split_csv}: label outside 0..{len(names) - 1} for {bad[0]} (task {cfg['task']!r})"
         )
-    weights = inverse_frequency_weights(dm.train_labels, len(names))
+    monitor = cfg["monitor"]
+    if monitor not in MONITORS:
+        raise BusClassifyError(f"unknown monitor {monitor!r}; use one of {sorted(MONITORS)}")
+    loss = resolve_loss(cfg["loss"], dm.train_labels, len(names))
+    log.info(
+        "loss %s (train classes %s), selection on %s",
+        loss,
+        [dm.train_labels.count(c) for c in range(len(names))],
+        monitor,
+    )
     module = BusClassifier(
-        **kwargs_for(BusClassifier, cfg),
+        **kwargs_for(BusClassifier, {**cfg, "loss": loss}),
         num_classes=len(names),
-        class_weights=weights,
+        class_weights=inverse_frequency_weights(dm.train_labels, len(names)),
         class_names=names,
     )
     accelerator = "cuda" if device == "cuda" else ("cpu" if device == "cpu" else "auto")
@@ -67,8 +107,8 @@ def train(
     best_cb = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
-        monitor="val_loss",
-        mode="min",
+        monitor=monitor,
+        mode=MONITORS[monitor],
         save_top_k=1,
         enable_version_counter=False,
     )
@@ -80,11 +120,11 @@ def train(
         every_n_epochs=1,
         enable_version_counter=False,
     )
-    callbacks = [
-        best_cb,
-        last_cb,
-        EarlyStopping("val_loss", patience=int(cfg["patience"]), mode="min"),
-    ]
+    callbacks = [best_cb, last_cb, EpochLog(), *(extra_callbacks or [])]
+    if cfg["patience"] is not None:
+        callbacks.append(
+            EarlyStopping(monitor, patience=int(cfg["patience"]), mode=MONITORS[monitor])
+        )
     if progress:
         from lightning.pytorch.callbacks import RichProgressBar
 
@@ -92,6 +132,7 @@ def train(
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=devices,
+        strategy=strategy,
         max_epochs=int(cfg["epochs"]),
         precision=_precision(cfg, accelerator),
         callbacks=callbacks,
@@ -102,14 +143,24 @@ def train(
         default_root_dir=out,
         max_time=max_time,
         enable_model_summary=progress,
+        **(trainer_kwargs or {}),
     )
     last = ckpt_dir / "last.ckpt"
     ckpt_path = str(last) if resume and last.exists() else None
     if resume and ckpt_path is None:
         log.warning("--resume: no %s yet, starting from scratch", last)
-    with atomic_write(out / "config.yaml") as f:
-        yaml.safe_dump({**cfg, "split_csv": str(split_csv)}, f, sort_keys=False)
+    if ckpt_path and cfg["scheduler"] == "onecycle":
+        done = torch.load(last, map_location="cpu", weights_only=True)["hyper_parameters"]
+        if int(done["epochs"]) != int(cfg["epochs"]):
+            raise BusClassifyError(
+                f"{last}: trained for a {done['epochs']}-epoch one-cycle "
+                f"schedule; resume it with epochs={done['epochs']}, or use "
+                "scheduler cosine/none to extend a run"
+            )
+    if trainer.is_global_zero:
+        with atomic_write(out / "config.yaml") as f:
+            yaml.safe_dump({**cfg, "split_csv": str(split_csv)}, f, sort_keys=False)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     best = Path(best_cb.best_model_path or last)
-    log.info("best checkpoint %s (val_loss %s)", best, best_cb.best_model_score)
+    log.info("best checkpoint %s (%s %s)", best, monitor, best_cb.best_model_score)
     return best

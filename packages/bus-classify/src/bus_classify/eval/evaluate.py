@@ -9,9 +9,8 @@ import numpy as np
 
 from bus_classify.data.dataset import BusDataset
 from bus_classify.data.io import BusClassifyError, write_csv, write_json
-from bus_classify.data.split import read_csv, relabel
-from bus_classify.data.transforms import build_transform
-from bus_classify.engine.checkpoint import load_classifier
+from bus_classify.data.split import check_paths, read_csv, relabel
+from bus_classify.engine.checkpoint import eval_transform, load_classifier
 from bus_classify.engine.infer import predict_logits
 from bus_classify.eval.calibration import (
     fit_temperature,
@@ -19,6 +18,7 @@ from bus_classify.eval.calibration import (
     softmax,
     threshold_for_sensitivity,
 )
+from bus_classify.eval.gradcam import cam_localization
 from bus_classify.eval.metrics import positive_score
 from bus_classify.eval.report import positive_classes, write_report
 
@@ -33,21 +33,28 @@ def evaluate(
     tta: bool = False,
     device: str = "cpu",
     batch_size: int = 64,
+    localize: bool = True,
 ) -> dict:
-    """Evaluate a checkpoint on the test split with validation-fitted calibration."""
+    """Evaluate a checkpoint on the test split with validation-fitted calibration.
+
+    With ``localize`` and BUSI lesion masks beside the test images, the Grad-CAM mass inside
+    the mask and the pointing-game hit rate are added under ``details.gradcam_localization``.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = read_csv(split_csv)
     model, hp = load_classifier(checkpoint)
     names = list(hp["class_names"])
-    relabel(rows, "3class" if len(names) == 3 else "binary", str(split_csv))
+    task = hp.get("task") or ("3class" if len(names) == 3 else "binary")
+    relabel(rows, task, str(split_csv))
+    check_paths([r for r in rows if r["split"] in ("val", "test")], split_csv)
     bad = [r["path"] for r in rows if not 0 <= r["label"] < len(names)]
     if bad:
         raise BusClassifyError(
             f"{checkpoint}: checkpoint has {len(names)} classes but {split_csv} has "
             f"label outside 0..{len(names) - 1} ({bad[0]})"
         )
-    tf = build_transform(hp["img_size"], train=False, parula=hp.get("parula", False))
+    tf = eval_transform(hp)
     logits, labels = {}, {}
     for s in ("val", "test"):
         part = [r for r in rows if r["split"] == s]
@@ -72,6 +79,11 @@ def evaluate(
         "nll_test_calibrated": nll(logits["test"], labels["test"], temp),
         "checkpoint": str(checkpoint),
     }
+    test_rows = [r for r in rows if r["split"] == "test"]
+    if localize:
+        loc = cam_localization(model, hp, test_rows, device)
+        if loc is not None:
+            extra["gradcam_localization"] = loc
     metrics = write_report(
         out,
         Path(checkpoint).parent.parent.name or "model",
@@ -93,7 +105,6 @@ def evaluate(
             "tta": tta,
         },
     )
-    test_rows = [r for r in rows if r["split"] == "test"]
     write_csv(
         out / "test_predictions.csv",
         [

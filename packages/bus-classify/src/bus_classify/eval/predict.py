@@ -16,8 +16,7 @@ from bus_classify.data.io import (
     write_csv,
 )
 from bus_classify.data.sources import is_mask
-from bus_classify.data.transforms import build_transform
-from bus_classify.engine.checkpoint import load_classifier
+from bus_classify.engine.checkpoint import eval_transform, load_classifier
 from bus_classify.engine.infer import predict_logits
 from bus_classify.eval.calibration import softmax
 from bus_classify.eval.metrics import positive_score
@@ -87,7 +86,7 @@ def predict_folder(
             skipped += 1
     if skipped:
         log.warning("skipped %d unreadable image(s)", skipped)
-    tf = build_transform(hp["img_size"], train=False, parula=hp.get("parula", False))
+    tf = eval_transform(hp)
     logits = predict_logits(model, _Images(loaded, tf), tta=tta, device=device)
     probs, probs_cal = softmax(logits), softmax(logits, temp)
     labels = decide(probs_cal, pos, thr) if thr is not None else probs_cal.argmax(axis=1)

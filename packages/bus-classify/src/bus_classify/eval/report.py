@@ -6,19 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bus_classify.data.io import BusClassifyError, atomic_write, write_json
+from bus_classify.data.io import atomic_write, write_json
+from bus_classify.data.sources import positive_classes
 from bus_classify.eval.metrics import classification_metrics, positive_score
 from bus_classify.eval.plots import plot_confusion, plot_reliability, plot_roc_pr
 
 REQUIRED_KEYS = ("accuracy", "f1_macro", "roc_auc", "pr_auc", "ece", "ece_calibrated", "threshold")
-
-
-def positive_classes(class_names: list[str]) -> list[int]:
-    """Indices of the "lump" group: ``lump`` for binary, ``benign``+``malignant`` for 3 classes."""
-    pos = [i for i, c in enumerate(class_names) if c in ("lump", "benign", "malignant")]
-    if not pos:
-        raise BusClassifyError(f"no lump class among {class_names}")
-    return pos
 
 
 def decide(probs: np.ndarray, positive: list[int], threshold: float) -> np.ndarray:
@@ -119,6 +112,13 @@ def summary_markdown(name: str, metrics: dict, class_names: list[str]) -> str:
     for k in ("temperature", "unparsed", "tta"):
         if k in d:
             lines.append(f"| {k} | {d[k]} |")
+    if "gradcam_localization" in d:
+        g = d["gradcam_localization"]
+        lines.append(
+            f"| Grad-CAM mass inside lesion mask ({g['n']} lesions) | "
+            f"{_f(g['cam_mass_in_mask'])} (uniform map: {_f(g['mask_area_fraction'])}) |"
+        )
+        lines.append(f"| pointing game (CAM peak inside mask) | {_f(g['pointing_game'])} |")
     lines += ["", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for c in class_names:
         pc = m["per_class"][c]

@@ -1,0 +1,268 @@
+"""Grouped k-fold cross-validation of the shipped configs on a real BUSI-layout folder.
+
+Each fold is one stratified group of near-duplicate groups (the package's own duplicate
+detector), so duplicates never straddle train and test. Fold ``i`` is the test set, fold
+``i+1`` the validation set (checkpoint selection, temperature, threshold), the rest train.
+Every job runs the package's own `train()` (Lightning, the config's default flags) and
+`evaluate(..., tta=True)`, exactly the commands a user runs, and the JSON reports mean and
+standard deviation over folds of ROC-AUC, PR-AUC, macro F1 (arg-max), sensitivity and
+specificity at the validation-tuned threshold, ECE before/after temperature scaling and the
+Grad-CAM localisation on the lesion masks.
+
+    python benchmarks/busi_cv.py --data ../../../shared/fixtures/busi_dev --device cuda
+    python benchmarks/busi_cv.py --data DIR --task malignant --variants cnn resnet18
+    python benchmarks/busi_cv.py --data DIR --variants cnn cnn-ce=cnn:loss=ce --workers 8
+
+A variant is ``NAME`` (a shipped config) or ``LABEL=CONFIG:key=value,key=value``. Jobs run in
+``--workers`` processes (one GPU is shared); results stream to ``OUT/jobs.jsonl`` so an
+interrupted run keeps its finished folds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+METRICS = (
+    "roc_auc",
+    "pr_auc",
+    "f1_macro",
+    "sensitivity_at_threshold",
+    "specificity_at_threshold",
+    "ece",
+    "ece_calibrated",
+    "cam_mass_in_mask",
+    "pointing_game",
+    "best_epoch",
+    "train_seconds",
+)
+QUICK = {"img_size": 48, "epochs": 2, "batch_size": 16}
+
+
+def parse_variant(text: str) -> tuple[str, str, dict]:
+    """``LABEL=CONFIG:k=v,k=v`` | ``CONFIG`` -> (label, config, overrides)."""
+    import yaml
+
+    label, _, rest = text.partition("=") if "=" in text.split(":")[0] else (text, "", text)
+    config, _, kv = rest.partition(":")
+    overrides = {}
+    for item in filter(None, kv.split(",")):
+        k, _, v = item.partition("=")
+        overrides[k] = yaml.safe_load(v)
+    return label, config, overrides
+
+
+def make_folds(data: str, task: str, k: int, seed: int, out: Path) -> list[Path]:
+    """Write one split CSV per fold under ``out``; returns their paths."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from bus_classify.data.io import BusClassifyError, write_csv
+    from bus_classify.data.sources import discover
+    from bus_classify.data.split import make_split
+
+    rows, report = make_split(discover(data, task), seed=seed)
+    strata = [r["source_class"] for r in rows]
+    groups = [r["dup_group"] for r in rows]
+    for cls, n in Counter(strata).items():
+        n_groups = len({g for g, c in zip(groups, strata) if c == cls})
+        if n_groups < k:
+            raise BusClassifyError(
+                f"{data}: class {cls!r} has {n} images in {n_groups} duplicate "
+                f"groups; {k}-fold CV needs at least {k} groups per class"
+            )
+    sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    fold_of = np.zeros(len(rows), int)
+    for i, (_, test) in enumerate(sgkf.split(np.zeros(len(rows)), strata, groups)):
+        fold_of[test] = i
+    paths = []
+    for i in range(k):
+        split = {i: "test", (i + 1) % k: "val"}
+        fold_rows = [{**r, "split": split.get(int(f), "train")} for r, f in zip(rows, fold_of)]
+        paths.append(write_csv(out / f"fold{i}" / "split.csv", fold_rows))
+    print(
+        f"{len(rows)} images, {len(report.duplicate_groups)} duplicate groups, "
+        f"{len(report.label_conflicts)} label conflicts; folds: "
+        f"{[int((fold_of == i).sum()) for i in range(k)]}",
+        file=sys.stderr,
+    )
+    return paths
+
+
+def run_job(job: dict) -> dict:
+    """Train and evaluate one (variant, fold) with the package's own functions."""
+    import torch
+
+    from bus_classify.engine.config import load_config
+    from bus_classify.engine.train import train
+    from bus_classify.eval.evaluate import evaluate
+
+    torch.set_num_threads(job["threads"])
+    cfg = load_config(job["config"], {**job["overrides"], "num_workers": 0})
+    run = Path(job["run"])
+    t0 = time.perf_counter()
+    best = train(cfg, job["split"], run, device=job["device"], progress=False)
+    seconds = time.perf_counter() - t0
+    m = evaluate(best, job["split"], run / "eval", tta=True, device=job["device"])
+    d = m["details"]
+    ckpt = torch.load(best, map_location="cpu", weights_only=True)
+    out = {
+        "label": job["label"],
+        "task": cfg["task"],
+        "fold": job["fold"],
+        "roc_auc": m["roc_auc"],
+        "pr_auc": m["pr_auc"],
+        "f1_macro": m["f1_macro"],
+        "sensitivity_at_threshold": d["at_threshold"]["sensitivity"],
+        "specificity_at_threshold": d["at_threshold"]["specificity"],
+        "ece": m["ece"],
+        "ece_calibrated": m["ece_calibrated"],
+        "temperature": d["temperature"],
+        "best_epoch": int(ckpt["epoch"]) + 1,
+        "train_seconds": round(seconds, 1),
+        "n_test": d["argmax"]["n"],
+    }
+    loc = d.get("gradcam_localization")
+    if loc:
+        out.update(
+            cam_mass_in_mask=loc["cam_mass_in_mask"],
+            pointing_game=loc["pointing_game"],
+            mask_area_fraction=loc["mask_area_fraction"],
+        )
+    return out
+
+
+def summarise(results: list[dict], variants: list[tuple[str, str, dict]]) -> dict:
+    """Mean, standard deviation and per-fold values per variant."""
+    out = {}
+    for label, config, overrides in variants:
+        rs = sorted((r for r in results if r["label"] == label), key=lambda r: r["fold"])
+        if not rs:
+            continue
+        entry = {
+            "config": config,
+            "overrides": overrides,
+            "task": rs[0]["task"],
+            "folds_done": len(rs),
+        }
+        for key in METRICS + ("mask_area_fraction", "temperature"):
+            vals = [r[key] for r in rs if r.get(key) is not None]
+            if vals:
+                entry[key] = {
+                    "mean": round(float(np.mean(vals)), 4),
+                    "sd": round(float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0, 4),
+                    "folds": [round(float(v), 4) for v in vals],
+                }
+        out[label] = entry
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="BUSI-layout folder (benign/ malignant/ normal/)")
+    p.add_argument("--variants", nargs="+", default=["cnn", "resnet18", "swin"])
+    p.add_argument("--task", default="binary", choices=["binary", "malignant", "3class"])
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--workers", type=int, default=1, help="parallel job processes")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per job process")
+    p.add_argument("--out", default="busi_cv_out")
+    p.add_argument("--quick", action="store_true", help="3 folds, 2 epochs, 48 px (mechanics only)")
+    p.add_argument("--job-file", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    if args.job_file:  # worker process: run the given jobs, append one JSON line each
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+        for job in json.loads(Path(args.job_file).read_text()):
+            res = run_job(job)
+            with open(out / "jobs.jsonl", "a") as f:
+                f.write(json.dumps(res) + "\n")
+            print(json.dumps(res), file=sys.stderr, flush=True)
+        return {}
+    from bus_classify.data.io import write_json
+
+    folds = 3 if args.quick else args.folds
+    variants = [parse_variant(v) for v in args.variants]
+    out.mkdir(parents=True, exist_ok=True)
+    splits = make_folds(args.data, args.task, folds, args.seed, out / "folds")
+    jobs = []
+    for label, config, overrides in variants:  # listed order = priority
+        for i, split in enumerate(splits):
+            ov = {"task": args.task, **overrides, **(QUICK if args.quick else {})}
+            jobs.append(
+                {
+                    "label": label,
+                    "config": config,
+                    "overrides": ov,
+                    "fold": i,
+                    "split": str(split),
+                    "run": str(out / "runs" / label / f"fold{i}"),
+                    "device": args.device,
+                    "threads": args.threads,
+                }
+            )
+    done = set()
+    if (out / "jobs.jsonl").exists():  # resume: skip finished jobs
+        done = {(r["label"], r["fold"]) for r in map(json.loads, open(out / "jobs.jsonl"))}
+    todo = [j for j in jobs if (j["label"], j["fold"]) not in done]
+    t0 = time.perf_counter()
+    procs = []
+    for w in range(min(args.workers, len(todo))):
+        mine = todo[w :: args.workers]
+        jf = out / f"worker{w}.json"
+        jf.write_text(json.dumps(mine))
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(args.threads)}
+        log = open(out / f"worker{w}.log", "w")
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--data",
+                    args.data,
+                    "--out",
+                    str(out),
+                    "--job-file",
+                    str(jf),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    codes = [pr.wait() for pr in procs]
+    results = (
+        [json.loads(line) for line in open(out / "jobs.jsonl")]
+        if (out / "jobs.jsonl").exists()
+        else []
+    )
+    summary = {
+        "benchmark": "busi_cv",
+        "package": "bus_classify",
+        "data": str(args.data),
+        "task": args.task,
+        "folds": folds,
+        "device": args.device,
+        "workers": args.workers,
+        "quick": args.quick,
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "failed_workers": sum(c != 0 for c in codes),
+        "results": summarise(results, variants),
+    }
+    write_json(out / "busi_cv.json", summary)
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
