@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import lightning as L
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from ..data.dataset import ChangeDataset
 from ..data.transforms import PairedAugment
@@ -12,8 +12,9 @@ from ..data.transforms import PairedAugment
 class CD3DDataModule(L.LightningDataModule):
     """Train split with :class:`PairedAugment` (if ``augment``), val split without.
 
-    Under DDP Lightning swaps the samplers for ``DistributedSampler``s, so each rank reads its own
-    share of every epoch; ``shuffle=False`` keeps the file order (used to compare with 1 process).
+    Under DDP each loader gets a ``DistributedSampler`` (Lightning sets its epoch), so each rank
+    reads its own share of every epoch; ``shuffle=False`` keeps the file order, which makes a
+    2-process run comparable with 1 process.
     """
 
     def __init__(
@@ -42,10 +43,18 @@ class CD3DDataModule(L.LightningDataModule):
             self.val_ds = ChangeDataset(self.root, self.val_split, **kw)
 
     def _loader(self, ds: ChangeDataset, shuffle: bool) -> DataLoader:
+        sampler = None
+        if self.trainer is not None and self.trainer.world_size > 1:
+            # Lightning's own replacement always shuffles the train split; this one keeps ``shuffle``
+            world, rank = self.trainer.world_size, self.trainer.global_rank
+            sampler = DistributedSampler(
+                ds, num_replicas=world, rank=rank, shuffle=shuffle, seed=self.split_seed
+            )
         return DataLoader(
             ds,
             batch_size=self.bs,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             num_workers=self.nw,
             drop_last=shuffle and len(ds) > self.bs,
             persistent_workers=self.nw > 0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -41,6 +42,25 @@ def _normalisation(cfg: dict, out: Path) -> tuple[list[float], list[float]]:
     return st["mean"], st["std"]
 
 
+def config_callbacks(cfg: dict) -> list[L.Callback]:
+    """Callbacks named in the config, LightningCLI style: ``callbacks: [{class_path: pkg.mod.Cls, init_args: {...}}]``."""
+    out = []
+    for i, spec in enumerate(cfg.get("callbacks") or []):
+        if not isinstance(spec, dict) or "class_path" not in spec:
+            raise CD3DError(
+                f"callbacks[{i}]: expected a mapping with class_path (and optional init_args)"
+            )
+        module, _, name = str(spec["class_path"]).rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise CD3DError(
+                f"callbacks[{i}]: cannot import {spec['class_path']!r} ({exc})"
+            ) from exc
+        out.append(cls(**(spec.get("init_args") or {})))
+    return out
+
+
 def build(cfg: dict, callbacks: list | None = None) -> tuple[CD3DModule, CD3DDataModule, L.Trainer]:
     """Module, data module and trainer (checkpoints on best F1, best cRMSE and last) for ``cfg``."""
     if not cfg["data"].get("root"):
@@ -75,6 +95,7 @@ def build(cfg: dict, callbacks: list | None = None) -> tuple[CD3DModule, CD3DDat
     callbacks = [
         ModelCheckpoint(ckdir, "best-f1", monitor="val/f1", mode="max", save_last=True),
         LearningRateMonitor("step"),
+        *config_callbacks(cfg),
         *(callbacks or []),
     ]
     if detector["task"] == "3d":  # a 2D-only run has no height error to monitor
