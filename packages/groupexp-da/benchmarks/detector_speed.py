@@ -1,7 +1,8 @@
 """Detector speed on synthetic frames: train step and inference, one JSON line.
 
-CPU: PointPillars (the shipped CPU config) train step time and predict time per frame.
-CUDA: PointPillars and SECOND (sparse conv) train and inference FPS.
+CPU: PointPillars (the shipped ROS stage-1 config) vs the same detector with the GroupEXP
+head (3 groups): train step time and predict time per frame, interleaved, with ratios.
+CUDA: also SECOND (sparse conv) vs SECOND + GroupEXP.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ import numpy as np
 import torch
 
 
-def _bench(config: str, data: Path, device: str, batch: int, steps: int) -> dict:
+def _setup(config: str, data: Path, device: str, batch: int):
     from mmdet3d.registry import DATASETS, MODELS
     from mmdet3d.utils import register_all_modules
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import OptimWrapper
 
     import groupexp_da.register  # noqa: F401
-    from groupexp_da.engine.runner import load_config
+    from groupexp_da.engine.config import load_config
 
     register_all_modules(init_default_scope=True)
     cfg = load_config(config, source=str(data / "source"), target=str(data / "target"))
@@ -34,32 +35,72 @@ def _bench(config: str, data: Path, device: str, batch: int, steps: int) -> dict
     optim = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
     tb = pseudo_collate([train_ds[i % len(train_ds)] for i in range(batch)])
     vb = pseudo_collate([test_ds[i % len(test_ds)] for i in range(batch)])
+    if hasattr(model, "groups"):  # GroupEXP: k-means init on this batch's cars
+        model.eval()
+        with torch.no_grad():
+            d = model.data_preprocessor(tb, True)
+            feats = model.describe(d["inputs"]["points"], d["data_samples"])["feats"]
+        model.groups.fit_init(feats)
+    return model, optim, tb, vb
 
-    def sync():
-        if device == "cuda":
-            torch.cuda.synchronize()
 
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _time_train(model, optim, tb, device) -> float:
     model.train()
-    model.train_step(tb, optim)  # warm-up
-    sync()
+    _sync(device)
     t0 = time.perf_counter()
-    for _ in range(steps):
-        model.train_step(tb, optim)
-    sync()
-    t_train = (time.perf_counter() - t0) / steps
+    model.train_step(tb, optim)
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+@torch.no_grad()
+def _time_pred(model, vb, device) -> float:
     model.eval()
-    with torch.no_grad():
-        model.test_step(vb)
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            model.test_step(vb)
-        sync()
-    t_pred = (time.perf_counter() - t0) / steps
-    return {"batch": batch, "train_step_s": round(t_train, 4),
-            "train_fps": round(batch / t_train, 2), "predict_s_per_frame": round(t_pred / batch, 4),
-            "inference_fps": round(batch / t_pred, 2),
-            "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3)}
+    _sync(device)
+    t0 = time.perf_counter()
+    model.test_step(vb)
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def _bench_pair(configs: dict[str, str], data: Path, device: str, batch: int,
+                steps: int) -> dict:
+    """Time the models of ``configs`` interleaved step by step (median), so load changes on a
+    shared machine hit all of them alike."""
+    setups = {k: _setup(c, data, device, batch) for k, c in configs.items()}
+    for model, optim, tb, vb in setups.values():  # warm-up
+        _time_train(model, optim, tb, device)
+        _time_pred(model, vb, device)
+    train = {k: [] for k in setups}
+    pred = {k: [] for k in setups}
+    for _ in range(steps):
+        for k, (model, optim, tb, vb) in setups.items():
+            train[k].append(_time_train(model, optim, tb, device))
+            pred[k].append(_time_pred(model, vb, device))
+    out = {}
+    for k, (model, *_rest) in setups.items():
+        t_train, t_pred = float(np.median(train[k])), float(np.median(pred[k]))
+        out[k] = {"config": configs[k], "batch": batch, "train_step_s": round(t_train, 4),
+                  "train_fps": round(batch / t_train, 2),
+                  "predict_s_per_frame": round(t_pred / batch, 4),
+                  "inference_fps": round(batch / t_pred, 2),
+                  "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3)}
+    return out
+
+
+def _ratios(res: dict, name: str) -> None:
+    """GroupEXP (3 groups) vs its baseline: goals train <= 1.5x, inference FPS >= 0.95x."""
+    g, b = res[f"{name}_groupexp"], res[name]
+    res[f"{name}_groupexp_vs_baseline"] = {
+        "train_step_ratio": round(g["train_step_s"] / b["train_step_s"], 3),
+        "train_goal_max": 1.5,
+        "inference_fps_ratio": round(g["inference_fps"] / b["inference_fps"], 3),
+        "inference_goal_min": 0.95}
 
 
 def main(argv=None) -> None:
@@ -71,16 +112,21 @@ def main(argv=None) -> None:
         raise SystemExit("--device cuda but no CUDA device")
     from groupexp_da.data.synth import write_domain
 
-    steps = 2 if a.quick else 5
+    steps = 2 if a.quick else 7
     batch = 2 if a.device == "cpu" or a.quick else 8
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         write_domain(data / "source", "source", batch + 2, seed=0)
         write_domain(data / "target", "target", batch + 2, seed=1)
-        res = {"pointpillars": _bench("pointpillars_synth_source_only_cpu", data, a.device,
-                                      batch, steps)}
+        res = _bench_pair({"pointpillars": "pointpillars_synth_ros_cpu",
+                           "pointpillars_groupexp": "pointpillars_synth_groupexp_src_cpu"},
+                          data, a.device, batch, steps)
+        _ratios(res, "pointpillars")
         if a.device == "cuda":
-            res["second"] = _bench("second_synth_source_only_gpu", data, a.device, batch, steps)
+            res.update(_bench_pair({"second": "second_synth_source_only_gpu",
+                                    "second_groupexp": "second_synth_groupexp_src_gpu"},
+                                   data, a.device, batch, steps))
+            _ratios(res, "second")
             res["second_vs_pointpillars_train_time"] = round(
                 res["second"]["train_step_s"] / res["pointpillars"]["train_step_s"], 3)
     res["pointpillars"]["predict_vs_train_time_per_frame"] = round(

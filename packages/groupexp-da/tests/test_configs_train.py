@@ -7,7 +7,8 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.optim import OptimWrapper
 
-from groupexp_da.engine.runner import CONFIG_DIR, load_config, resolve_config
+from groupexp_da.data.io import GroupExpError
+from groupexp_da.engine.config import CONFIG_DIR, load_config, resolve_config
 
 SHIPPED = sorted(p.stem for p in CONFIG_DIR.glob("*.py"))
 
@@ -38,7 +39,7 @@ def test_config_builds_model_and_pipeline(name):
 
 
 def test_unknown_config_is_a_clear_error():
-    with pytest.raises(FileNotFoundError, match="shipped configs"):
+    with pytest.raises(GroupExpError, match="shipped"):
         resolve_config("no_such_config")
 
 

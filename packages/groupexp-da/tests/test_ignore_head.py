@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 import groupexp_da.register  # noqa: F401
-from groupexp_da.engine.runner import resolve_config
+from groupexp_da.engine.config import resolve_config
 
 
 def _head():

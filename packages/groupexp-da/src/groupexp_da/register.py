@@ -1,27 +1,22 @@
 """Import this module (``custom_imports=dict(imports=['groupexp_da.register'])``) to register
-the package's transforms, datasets, heads and metrics in mmdet3d's registries.
+the package's components in mmdet3d's registries: transforms (alignment, ``SetDomain``), the
+dataset, ``DomainBalancedBatchSampler``, the ignore-band and GroupEXP heads, the object
+descriptor, the group attention, ``GroupExpVoxelNet``, the group hooks and ``CarAPMetric``.
 
 It also allow-lists the few non-tensor types found in mmengine checkpoints so that
-they load with ``torch.load(..., weights_only=True)`` (torch's default)."""
+they load with ``torch.load(..., weights_only=True)`` (torch's default); the list
+lives in :mod:`groupexp_da.engine.checkpoint`."""
 
-import codecs
-
-import numpy as np
-import torch
-from mmengine.logging.history_buffer import HistoryBuffer
-
-from groupexp_da.data import datasets, transforms  # noqa: F401
+from groupexp_da.data import datasets, samplers, transforms  # noqa: F401
+from groupexp_da.engine import hooks  # noqa: F401
+from groupexp_da.engine.checkpoint import allow_checkpoint_types
 from groupexp_da.eval import metric  # noqa: F401
-from groupexp_da.models import heads  # noqa: F401
+from groupexp_da.models import (  # noqa: F401
+    descriptor,
+    detector,
+    group_attention,
+    group_head,
+    heads,
+)
 
-
-def checkpoint_safe_globals() -> list:
-    """Types besides tensors that mmengine writes into a checkpoint."""
-    dtypes = {type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")}
-    # ``getattr``: mmengine's HistoryBuffer pickles its bound statistics methods
-    # (``statistics_methods['min'] = getattr(buffer, 'min')``) inside ``message_hub``.
-    return [HistoryBuffer, np.ndarray, np.dtype, np.core.multiarray._reconstruct,
-            np.core.multiarray.scalar, codecs.encode, getattr, *dtypes]
-
-
-torch.serialization.add_safe_globals(checkpoint_safe_globals())
+allow_checkpoint_types()

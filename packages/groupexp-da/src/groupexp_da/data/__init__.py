@@ -1,1 +1,2 @@
-"""groupexp_da.data."""
+"""Data side: point/info readers and atomic writers (``io``), the synthetic LiDAR domains
+(``synth``), alignment transforms (``transforms``, mmdet3d TRANSFORMS) and ``LidarCarDataset``."""

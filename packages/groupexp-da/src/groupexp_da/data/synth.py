@@ -12,12 +12,12 @@ Outputs follow mmdet3d's v2 info layout (``metainfo`` + ``data_list``) with
 
 from __future__ import annotations
 
-import os
-import pickle
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+
+from groupexp_da.data.io import GroupExpError, atomic_path, write_pickle
 
 FOCAL_PX = 721.5  # KITTI-like focal length used for the pseudo 2D box height
 
@@ -274,42 +274,44 @@ def synth_frame(domain: DomainSpec, seed: int, index: int) -> tuple[np.ndarray, 
     return pts, _instances(scene["cars"], counts)
 
 
-def _atomic_pickle(obj: object, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(obj, f)
-    os.replace(tmp, path)
-
-
 def write_domain(out: str | Path, domain: str | DomainSpec, frames: int, seed: int = 0,
                  val_fraction: float = 0.2, beams: int | None = None,
-                 progress: bool = False) -> dict[str, Path]:
-    """Write ``DIR/points/*.bin`` and ``DIR/{train,val}_infos.pkl`` for one domain."""
+                 progress: bool = False, workers: int = 0) -> dict[str, Path]:
+    """Write ``DIR/points/*.bin`` and ``DIR/{train,val}_infos.pkl`` for one domain
+    (``workers`` > 0 ray-casts frames in that many processes; frames stay deterministic)."""
     spec = DOMAINS[domain] if isinstance(domain, str) else domain
     if beams is not None:
         spec = replace(spec, lidar=replace(spec.lidar, beams=beams))
-    if frames < 2:
-        raise ValueError("need at least 2 frames (one train, one val)")
     out = Path(out)
+    if frames < 2:
+        raise GroupExpError(f"{out}: --frames {frames}: need at least 2 frames (one train, one val)")
     (out / "points").mkdir(parents=True, exist_ok=True)
     data_list = []
-    it = range(frames)
+    if workers > 0:
+        from concurrent.futures import ProcessPoolExecutor
+        from functools import partial
+
+        pool = ProcessPoolExecutor(workers)
+        frames_iter = pool.map(partial(synth_frame, spec, seed), range(frames), chunksize=4)
+    else:
+        pool = None
+        frames_iter = (synth_frame(spec, seed, i) for i in range(frames))
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(it, desc=f"synth {spec.name}")
-    for i in it:
-        pts, inst = synth_frame(spec, seed, i)
+        frames_iter = tqdm(frames_iter, total=frames, desc=f"synth {spec.name}")
+    for i, (pts, inst) in enumerate(frames_iter):
         name = f"{i:06d}.bin"
-        tmp = out / "points" / (name + ".tmp")
-        pts.tofile(tmp)
-        os.replace(tmp, out / "points" / name)
+        with atomic_path(out / "points" / name) as tmp:
+            pts.tofile(tmp)
         data_list.append({
             "sample_idx": i,
             "lidar_points": {"num_pts_feats": spec.lidar.point_dim, "lidar_path": name},
             "instances": inst,
             "z_shift": spec.z_shift,
         })
+    if pool is not None:
+        pool.shutdown()
     n_val = max(1, int(round(frames * val_fraction)))
     meta = {
         "categories": {"Car": 0},
@@ -321,5 +323,5 @@ def write_domain(out: str | Path, domain: str | DomainSpec, frames: int, seed: i
     paths = {}
     for split, items in (("train", data_list[:-n_val]), ("val", data_list[-n_val:])):
         paths[split] = out / f"{split}_infos.pkl"
-        _atomic_pickle({"metainfo": meta, "data_list": items}, paths[split])
+        write_pickle(paths[split], {"metainfo": meta, "data_list": items})
     return paths

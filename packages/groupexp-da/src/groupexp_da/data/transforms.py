@@ -1,6 +1,6 @@
 """Cross-domain alignment transforms, registered in mmdet3d's ``TRANSFORMS``.
 
-Use them from configs through ``custom_imports = dict(imports=['groupexp_da'])``.
+Use them from configs through ``custom_imports = dict(imports=['groupexp_da.register'])``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ META_KEYS = (
     "sample_idx", "lidar_path", "num_pts_feats", "box_mode_3d", "box_type_3d", "z_shift",
     "pcd_horizontal_flip", "pcd_vertical_flip", "pcd_trans", "pcd_scale_factor",
     "pcd_rotation", "pcd_rotation_angle", "transformation_3d_flow", "lidar2cam", "cam2img",
-    "lidar2img", "img_shape", "ori_shape",
+    "lidar2img", "img_shape", "ori_shape", "domain",
 )
 
 
@@ -130,6 +130,21 @@ class UnifyPointRange(BaseTransform):
             mask = boxes.in_range_bev(self.pcr[[0, 1, 3, 4]])
             results["gt_bboxes_3d"] = boxes[mask]
             results["gt_labels_3d"] = np.asarray(results["gt_labels_3d"])[mask.numpy().astype(bool)]
+        return results
+
+
+@TRANSFORMS.register_module()
+class SetDomain(BaseTransform):
+    """Tag the sample with its domain (``'source'`` / ``'target'``); add ``'domain'`` to
+    ``Pack3DDetInputs.meta_keys`` so the detector sees it."""
+
+    def __init__(self, domain: str) -> None:
+        if domain not in ("source", "target"):
+            raise ValueError(f"SetDomain: domain must be 'source' or 'target', got {domain!r}")
+        self.domain = domain
+
+    def transform(self, results: dict) -> dict:
+        results["domain"] = self.domain
         return results
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import mmengine
 import numpy as np
+
+from groupexp_da.data.io import atomic_write, write_json
 
 KEYS = ("Car_BEV_R40_moderate", "Car_3D_R40_moderate", "Car_BEV_R40_easy", "Car_3D_R40_easy")
 
@@ -32,7 +33,7 @@ def set_workers(cfg, workers: int) -> None:
 
 
 def _train(config: str, data: Path, work: Path, epochs: int, workers: int = 0) -> tuple[str, dict]:
-    from groupexp_da.engine.runner import build_runner, load_config
+    from groupexp_da.engine.config import build_runner, load_config
     from groupexp_da.engine.st3d import evaluate
 
     cfg = load_config(config, source=str(data / "source"), target=str(data / "target"),
@@ -62,8 +63,8 @@ def results_table(rows: dict[str, dict]) -> str:
 
 def _plots(out: Path, data: Path, ckpts: dict[str, str], pseudo: Path | None) -> list[str]:
     from groupexp_da.data.io import read_points
-    from groupexp_da.engine.inference import build_dataset, build_model, predict_dataset
-    from groupexp_da.engine.runner import load_config
+    from groupexp_da.engine.config import load_config
+    from groupexp_da.engine.infer import build_dataset, build_model, predict_dataset
     from groupexp_da.eval.gt import gt_frame
     from groupexp_da.eval.plots import bev_plot
 
@@ -92,23 +93,58 @@ def _plots(out: Path, data: Path, ckpts: dict[str, str], pseudo: Path | None) ->
         gt_tr = np.array([i["bbox_3d"] for i in tr["instances"]]).reshape(-1, 7)
         f = bev_plot(out / "bev_pseudo_labels.png", pts, gt_tr, pseudo=boxes,
                      pseudo_labels=labels, xlim=(0, 40), ylim=(-20, 20),
-                     title="target train frame 0: ST3D round-0 pseudo labels")
+                     title=f"target train frame 0: {pseudo.parent.parent.name} round-0 "
+                           "pseudo labels")
         written.append(str(f))
     return written
 
 
-def run_demo(out: str | Path, frames_source: int = 200, frames_target: int = 100,
-             epochs: int = 6, st3d_epochs: int = 2, rounds: int = 1, seed: int = 0,
-             oracle: bool = False, workers: int = 0, plain_source: bool = False) -> dict:
-    """Run the whole pipeline under ``out``; re-running resumes finished steps.
-
-    Rows: ``source + ROS`` (ST3D's stage 1, the start of self-training), ``ST3D`` and, on
-    request, ``source only`` (plain source training, the paper's baseline) and ``oracle``.
-    """
-    from groupexp_da.data.synth import write_domain
-    from groupexp_da.engine.runner import load_config
+def _self_train(config: str, data: Path, work: Path, src_ckpt: str, rounds: int, epochs: int,
+                workers: int) -> list[dict]:
+    from groupexp_da.engine.config import load_config
     from groupexp_da.engine.st3d import adapt
 
+    cfg = load_config(config, source=str(data / "source"), target=str(data / "target"),
+                      work_dir=str(work))
+    set_workers(cfg, workers)
+    cfg.st3d.rounds = rounds
+    cfg.st3d.epochs_per_round = epochs
+    return adapt(cfg, src_ckpt, work)
+
+
+def _recall(out: Path, data: Path, config: str, ckpt: str, pseudo: Path | None) -> dict:
+    from groupexp_da.eval.recall_run import run_recall
+
+    det = run_recall(data / "target" / "val_infos.pkl", out, checkpoint=ckpt, config=config)
+    res = {"detections (target val)": det["tables"]["detections"]}
+    if pseudo is not None and pseudo.exists():
+        pl = run_recall(data / "target" / "train_infos.pkl", out / "pseudo", pseudo=str(pseudo))
+        res["pseudo labels (target train)"] = pl["tables"]["pseudo labels"]
+    from groupexp_da.eval.recall import write_recall
+
+    write_recall(out, res)
+    return res
+
+
+METHODS = ("st3d", "groupexp", "both")
+
+
+def run_demo(out: str | Path, frames_source: int = 200, frames_target: int = 100,
+             epochs: int = 6, st3d_epochs: int = 2, rounds: int = 1, seed: int = 0,
+             oracle: bool = False, workers: int = 0, plain_source: bool = False,
+             method: str = "st3d", groupexp_rounds: int | None = None) -> dict:
+    """Run the whole pipeline under ``out``; re-running resumes finished steps.
+
+    Rows: ``source + ROS`` (ST3D's stage 1, the start of self-training), ``ST3D`` and/or
+    ``GroupEXP`` (``method``) and, on request, ``source only`` (plain source training, the
+    paper's baseline) and ``oracle``. GroupEXP self-trains from the same ROS checkpoint: its
+    groups are initialised by k-means when round 0 starts training, so its pseudo labels use
+    the group branches from round 1 on (``groupexp_rounds`` defaults to ``max(rounds, 2)``).
+    """
+    from groupexp_da.data.synth import write_domain
+
+    if method not in METHODS:
+        raise ValueError(f"demo --method must be one of {METHODS}, got {method!r}")
     out = Path(out)
     data = out / "data"
     t0 = time.perf_counter()
@@ -127,17 +163,30 @@ def run_demo(out: str | Path, frames_source: int = 200, frames_target: int = 100
     src_ckpt, rows["source + ROS (ST3D stage 1)"] = _train(
         "pointpillars_synth_ros_cpu", data, out / "source_ros", epochs, workers)
     timings["source_ros_s"] = round(time.perf_counter() - t, 1)
-    t = time.perf_counter()
-    cfg = load_config("pointpillars_synth_st3d_cpu", source=str(data / "source"),
-                      target=str(data / "target"), work_dir=str(out / "st3d"))
-    set_workers(cfg, workers)
-    cfg.st3d.rounds = rounds
-    cfg.st3d.epochs_per_round = st3d_epochs
-    hist = adapt(cfg, src_ckpt, out / "st3d")
-    timings["st3d_s"] = round(time.perf_counter() - t, 1)
-    last = [h for h in hist if h["round"] >= 0][-1]
-    rows[f"ST3D ({rounds} round{'s' * (rounds > 1)})"] = last["metrics"]
-    ckpts = {"source_ros": src_ckpt, "st3d": last["checkpoint"]}
+    ckpts = {"source_ros": src_ckpt}
+    labels, recall, pseudo_first = {}, {}, None
+    runs = []
+    if method in ("st3d", "both"):
+        runs.append(("st3d", "pointpillars_synth_st3d_cpu", rounds, "ST3D"))
+    if method in ("groupexp", "both"):
+        runs.append(("groupexp", "pointpillars_synth_groupexp_cpu",
+                     groupexp_rounds or max(rounds, 2), "GroupEXP"))
+    for key, config, n_rounds, name in runs:
+        t = time.perf_counter()
+        hist = _self_train(config, data, out / key, src_ckpt, n_rounds, st3d_epochs, workers)
+        timings[f"{key}_s"] = round(time.perf_counter() - t, 1)
+        last = [h for h in hist if h["round"] >= 0][-1]
+        rows[f"{name} ({n_rounds} round{'s' * (n_rounds > 1)})"] = last["metrics"]
+        ckpts[key] = last["checkpoint"]
+        labels[key] = [h.get("labels") for h in hist if h["round"] >= 0]
+        pl = out / key / f"round_{n_rounds - 1}" / "pseudo_labels.pkl"
+        pseudo_first = pseudo_first or out / key / "round_0" / "pseudo_labels.pkl"
+        t = time.perf_counter()
+        recall[key] = _recall(out / f"recall_{key}", data, config, last["checkpoint"], pl)
+        timings[f"recall_{key}_s"] = round(time.perf_counter() - t, 1)
+        groups_json = out / key / f"round_{n_rounds - 1}" / "train" / "groups.json"
+        if groups_json.exists():
+            labels[f"{key}_groups"] = json.loads(groups_json.read_text())[-1]
     if oracle:
         t = time.perf_counter()
         orc_ckpt, m_orc = _train("pointpillars_synth_oracle_cpu", data, out / "oracle", epochs,
@@ -145,17 +194,28 @@ def run_demo(out: str | Path, frames_source: int = 200, frames_target: int = 100
         timings["oracle_s"] = round(time.perf_counter() - t, 1)
         rows["oracle"] = m_orc
     t = time.perf_counter()
-    plots = _plots(out, data, ckpts, out / "st3d" / "round_0" / "pseudo_labels.pkl")
+    plots = _plots(out, data, ckpts, pseudo_first)
     timings["plots_s"] = round(time.perf_counter() - t, 1)
     timings["total_s"] = round(time.perf_counter() - t0, 1)
     table = results_table(rows)
     res = {"table": {k: _short(v) for k, v in rows.items()}, "timings": timings,
-           "plots": plots, "pseudo_labels": last.get("labels")}
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(res, indent=1))
-    os.replace(tmp, out / "results.json")
-    (out / "results.md").write_text(table + "\n")
+           "plots": plots, "pseudo_labels": labels,
+           "recall": {k: {n: {"recall": t["recall"], "worst_bin_recall": t["worst_bin_recall"]}
+                          for n, t in v.items()} for k, v in recall.items()}}
+    write_json(out / "results.json", res, indent=1)
+    with atomic_write(out / "results.md") as f:
+        f.write(table + "\n")
     print(table)
+    for key, per_round in labels.items():
+        if key.endswith("_groups"):
+            print(f"{key}: " + json.dumps(per_round))
+            continue
+        for r, st in enumerate(per_round):
+            q = (st or {}).get("quality_bev_iou_0.7", {})
+            print(f"{key} round {r}: positives {st['positives']} (by group "
+                  f"{st.get('positives_by_group')}), ignored {st['ignored']}, precision "
+                  f"{q.get('precision')}, recall {q.get('recall')} (BEV IoU 0.7)")
+    for key, tabs in res["recall"].items():
+        print(f"recall_{key}: " + json.dumps(tabs))
     print(json.dumps(timings))
     return res
-

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from groupexp_da.data.geometry import lidar_box_corners
+from groupexp_da.data.io import GroupExpError, atomic_path, load_infos, read_points
+from groupexp_da.eval.gt import frame_id, gt_frame
 
 
 def _draw(ax, boxes: np.ndarray, color: str, label: str, ls: str = "-") -> None:
@@ -57,9 +58,51 @@ def bev_plot(out: str | Path, points: np.ndarray, gt: np.ndarray | None = None,
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=7)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp.png")
-    fig.savefig(tmp, bbox_inches="tight")
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, out)
     return out
+
+
+# where ``show_frame`` looks for an info's lidar_path below ``data_root`` (first hit wins)
+PTS_DIRS = ("", "points", "training/velodyne_reduced", "training/velodyne", "samples/LIDAR_TOP")
+
+
+def show_frame(info_file: str | Path, out: str | Path, index: int = 0,
+               data_root: str | Path | None = None, load_dim: int | None = None,
+               gt_format: str = "lidar", config: str = "pointpillars_synth_source_only_cpu",
+               checkpoint: str | None = None, pseudo: str | Path | None = None) -> Path:
+    """BEV plot of one frame of ``info_file``: points, GT cars, optional predictions of
+    ``checkpoint`` (built from ``config``) and pseudo labels from an ``adapt`` pkl."""
+    info_file = Path(info_file)
+    data = load_infos(info_file)
+    infos = data["data_list"]
+    if not 0 <= index < len(infos):
+        raise GroupExpError(f"{info_file}: index {index} out of range (0..{len(infos) - 1})")
+    info = infos[index]
+    root = Path(data_root or info_file.parent)
+    lp = info["lidar_points"]
+    cands = [root / sub / lp["lidar_path"] for sub in PTS_DIRS]
+    pts_file = next((c for c in cands if c.is_file()), cands[0])
+    pts = read_points(str(pts_file), int(load_dim or lp["num_pts_feats"]))
+    gt = gt_frame(info, data.get("metainfo", {}), gt_format)
+    gt_boxes = gt["boxes"][gt["names"] == "Car"]
+    pred = scores = None
+    if checkpoint:
+        from groupexp_da.engine.config import load_config
+        from groupexp_da.engine.infer import build_dataset, build_model, predict_dataset
+
+        cfg = load_config(config)
+        ds = dict(cfg.test_dataloader.dataset)
+        ds.update(data_root=str(root), ann_file=str(info_file.resolve()),
+                  indices=[index], data_prefix=dict(pts=str(pts_file.parent)))
+        p = predict_dataset(build_model(cfg, checkpoint), build_dataset(ds))[0]
+        pred, scores = p["boxes"], p["scores"]
+    pseudo_boxes = plab = None
+    if pseudo:
+        pinfos = {frame_id(i): i for i in load_infos(pseudo, "pseudo-label pkl")["data_list"]}
+        inst = pinfos.get(frame_id(info), {}).get("instances", [])
+        pseudo_boxes = np.array([i["bbox_3d"] for i in inst]).reshape(-1, 7)
+        plab = np.array([i["bbox_label_3d"] for i in inst])
+    return bev_plot(out, pts, gt_boxes, pred, scores, pseudo_boxes, plab,
+                    title=f"{info_file.name} frame {frame_id(info)}")

@@ -12,7 +12,7 @@ voxel_size = [0.16, 0.16, 6]
 meta_keys = ('sample_idx', 'lidar_path', 'num_pts_feats', 'box_mode_3d', 'box_type_3d',
              'z_shift', 'pcd_horizontal_flip', 'pcd_vertical_flip', 'pcd_trans',
              'pcd_scale_factor', 'pcd_rotation', 'pcd_rotation_angle',
-             'transformation_3d_flow')
+             'transformation_3d_flow', 'domain')
 lidar = dict(use_lidar=True, use_camera=False)
 
 model = dict(

@@ -1,4 +1,4 @@
-"""Model building, safe checkpoint loading and batched inference on a dataset config."""
+"""Model/dataset building and batched inference over an in-memory dataset object."""
 
 from __future__ import annotations
 
@@ -8,17 +8,12 @@ import numpy as np
 import torch
 from mmengine.config import Config, ConfigDict
 
-
-def load_state_dict(path: str) -> dict:
-    """Weights of an mmengine checkpoint, loaded with ``weights_only=True``."""
-    import groupexp_da.register  # noqa: F401  (allow-lists mmengine's checkpoint types)
-
-    # no ``safe_globals`` context manager here: leaving it removes the process-wide entries
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    return ckpt.get("state_dict", ckpt)
+from groupexp_da.engine.checkpoint import load_weights
 
 
-def build_model(cfg: Config, checkpoint: str | None = None, device: str = "cpu"):
+def build_model(cfg: Config, checkpoint: str | None = None, device: str = "cpu",
+                allow_missing: tuple[str, ...] = ()):
+    """``cfg.model`` in eval mode, with ``checkpoint``'s weights when given."""
     from mmdet3d.registry import MODELS
     from mmdet3d.utils import register_all_modules
 
@@ -27,9 +22,7 @@ def build_model(cfg: Config, checkpoint: str | None = None, device: str = "cpu")
     register_all_modules(init_default_scope=True)
     model = MODELS.build(copy.deepcopy(cfg.model))
     if checkpoint:
-        missing = model.load_state_dict(load_state_dict(checkpoint), strict=False)
-        if missing.missing_keys:
-            raise RuntimeError(f"{checkpoint}: missing weights {missing.missing_keys[:5]}")
+        load_weights(model, checkpoint, allow_missing)
     return model.to(device).eval()
 
 
@@ -39,6 +32,23 @@ def build_dataset(ds_cfg: dict | ConfigDict):
     import groupexp_da.register  # noqa: F401
 
     return DATASETS.build(copy.deepcopy(ds_cfg))
+
+
+def unpack_predictions(data_samples, undo_shift: bool = True) -> list[dict]:
+    """``Det3DDataSample`` predictions → dicts of numpy arrays in the original sensor frame."""
+    out = []
+    for ds in data_samples:
+        pred = ds.pred_instances_3d
+        boxes = pred.bboxes_3d.tensor[:, :7].cpu().numpy().astype(np.float64)
+        dz = float(ds.metainfo.get("z_shift", 0.0)) if undo_shift else 0.0
+        boxes[:, 2] -= dz
+        item = {"sample_idx": ds.metainfo["sample_idx"], "boxes": boxes,
+                "scores": pred.scores_3d.cpu().numpy().astype(np.float64),
+                "labels": pred.labels_3d.cpu().numpy()}
+        if "group_ids" in pred:
+            item["group"] = pred.group_ids.cpu().numpy().astype(np.int64)
+        out.append(item)
+    return out
 
 
 @torch.no_grad()
@@ -59,12 +69,5 @@ def predict_dataset(model, dataset, batch_size: int = 4, undo_shift: bool = True
     for start in idx:
         batch = pseudo_collate([dataset[i] for i in range(start, min(start + batch_size,
                                                                     len(dataset)))])
-        for ds in model.test_step(batch):
-            pred = ds.pred_instances_3d
-            boxes = pred.bboxes_3d.tensor[:, :7].cpu().numpy().astype(np.float64)
-            dz = float(ds.metainfo.get("z_shift", 0.0)) if undo_shift else 0.0
-            boxes[:, 2] -= dz
-            out.append({"sample_idx": ds.metainfo["sample_idx"], "boxes": boxes,
-                        "scores": pred.scores_3d.cpu().numpy().astype(np.float64),
-                        "labels": pred.labels_3d.cpu().numpy()})
+        out.extend(unpack_predictions(model.test_step(batch), undo_shift))
     return out

@@ -1,0 +1,193 @@
+"""Ablation grid A0-A6 on the synthetic benchmark (GPU), several runs sharing one GPU.
+
+Stage 1 (in parallel): A0 plain source-only, A1 source + ROS, G source + ROS + group head.
+Self-training (in parallel, each from its stage 1): A2 ST3D, A3 ST3D + source mixing,
+A4 GroupEXP (explorative update, union labels, swap), A5 GroupEXP with the groups frozen after
+stage 1 (no group losses in self-training; union labels only, as the authors' code),
+A6 GroupEXP with baseline-only pseudo labels. Prints one JSON object (AP per row and seed,
+pseudo-label precision/recall per round) and writes it to ``--out``/grid.json.
+
+    python benchmarks/gpu_grid.py --out OUT --frames-source 300 --frames-target 250 \\
+        --epochs 8 --rounds 2 --st3d-epochs 2 --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STAGE1 = {"A0": "pointpillars_synth_source_only_cpu", "A1": "pointpillars_synth_ros_cpu",
+          "G": "pointpillars_synth_groupexp_src_cpu"}
+SELF = {  # row: (config, stage-1 row, cfg options)
+    "A2": ("pointpillars_synth_st3d_cpu", "A1", []),
+    "A3": ("pointpillars_synth_st3d_mix_cpu", "A1", []),
+    "A4": ("pointpillars_synth_groupexp_cpu", "G", []),
+    "A5": ("pointpillars_synth_groupexp_cpu", "G", ["model.group_cfg.enabled=false"]),
+    "A6": ("pointpillars_synth_groupexp_cpu", "G", ["st3d.group_labels=false"]),
+}
+KEYS = ("Car_BEV_R40_moderate", "Car_3D_R40_moderate")
+
+
+def _job(a) -> None:
+    """One run inside this process (called by the driver through a subprocess)."""
+    from groupexp_da.engine.config import load_config, parse_cfg_options
+    from groupexp_da.engine.demo import _train, set_workers
+    from groupexp_da.engine.st3d import adapt
+
+    data, work = Path(a.data), Path(a.work)
+    if a.kind == "stage1":
+        ckpt, m = _train(a.config, data, work, a.epochs, a.workers)
+        res = {"checkpoint": ckpt, "metrics": m}
+    else:
+        cfg = load_config(a.config, source=str(data / "source"), target=str(data / "target"),
+                          work_dir=str(work), cfg_options=parse_cfg_options(a.cfg_options))
+        set_workers(cfg, a.workers)
+        cfg.st3d.rounds, cfg.st3d.epochs_per_round = a.rounds, a.st3d_epochs
+        res = {"history": adapt(cfg, a.ckpt, work, device=a.device)}
+    (work / "job.json").write_text(json.dumps(res))
+
+
+def _warm_numba() -> None:
+    """Compile (and cache) the numba IoU/AP kernels once before the runs start in parallel."""
+    import numpy as np
+
+    from groupexp_da.eval.iou import bev_iou, bev_of
+    from groupexp_da.eval.kitti_ap import kitti_ap
+
+    b = np.array([[10.0, 0, 0, 4, 1.8, 1.6, 0.1]])
+    bev_iou(bev_of(b), bev_of(b))
+    gt = [{"boxes": b, "names": np.array(["Car"]), "height": np.array([50.0]),
+           "occluded": np.zeros(1), "truncated": np.zeros(1)}]
+    kitti_ap(gt, [{"boxes": b + 0.01, "scores": np.array([0.9]), "height": None}], "Car", 0.7,
+             True)
+
+
+def _launch(args: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, "--job", "--out", "-", *args], stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT)
+
+
+def _wait(procs: dict[str, subprocess.Popen]) -> dict[str, int]:
+    return {k: p.wait() for k, p in procs.items()}
+
+
+def _short(m: dict) -> dict:
+    return {k: round(float(m.get(f"car/{k}", float("nan"))), 2) for k in KEYS}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (mechanics only)")
+    ap.add_argument("--frames-source", type=int, default=300)
+    ap.add_argument("--frames-target", type=int, default=250)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--st3d-epochs", type=int, default=2)
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--synth-workers", type=int, default=12)
+    ap.add_argument("--job", action="store_true")
+    ap.add_argument("--kind")
+    ap.add_argument("--config")
+    ap.add_argument("--data")
+    ap.add_argument("--work")
+    ap.add_argument("--ckpt")
+    ap.add_argument("--cfg-options", nargs="*", default=[])
+    a = ap.parse_args(argv)
+    if a.job:
+        return _job(a)
+    if a.quick:
+        a.frames_source, a.frames_target, a.epochs, a.rounds, a.st3d_epochs = 12, 10, 1, 1, 1
+    from groupexp_da.data.synth import write_domain
+
+    _warm_numba()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    result = {"benchmark": "gpu_grid", "package": "groupexp-da", "device": a.device,
+              "settings": {k: getattr(a, k) for k in ("frames_source", "frames_target",
+                                                        "epochs", "rounds", "st3d_epochs")},
+              "rows": {}, "labels": {}, "timings": {}}
+    for seed in [int(s) for s in a.seeds.split(",")]:
+        data = out / f"data_s{seed}"
+        for dom, n in (("source", a.frames_source), ("target", a.frames_target)):
+            if not (data / dom / "val_infos.pkl").exists():
+                write_domain(data / dom, dom, n, seed=seed + (dom == "target"),
+                             workers=a.synth_workers)
+        result["timings"][f"synth_s{seed}"] = round(time.perf_counter() - t0, 1)
+        common = ["--data", str(data), "--epochs", str(a.epochs), "--workers", str(a.workers),
+                  "--device", a.device]
+        procs = {row: _launch(["--kind", "stage1", "--config", cfg, "--work",
+                               str(out / f"s{seed}_{row}"), *common],
+                              out / f"s{seed}_{row}.log") for row, cfg in STAGE1.items()}
+        rc = _wait(procs)
+        result["timings"][f"stage1_s{seed}"] = round(time.perf_counter() - t0, 1)
+        stage = {}
+        for row in STAGE1:
+            f = out / f"s{seed}_{row}" / "job.json"
+            if rc[row] == 0 and f.exists():
+                stage[row] = json.loads(f.read_text())
+                result["rows"].setdefault(row, {})[seed] = _short(stage[row]["metrics"])
+        (out / "grid.json").write_text(json.dumps(result, indent=1))  # partial, if cut short
+        procs = {}
+        for row, (cfg, src, opts) in SELF.items():
+            if src not in stage:
+                continue
+            args = ["--kind", "adapt", "--config", cfg, "--work", str(out / f"s{seed}_{row}"),
+                    "--ckpt", stage[src]["checkpoint"], *common, "--rounds", str(a.rounds),
+                    "--st3d-epochs", str(a.st3d_epochs)]
+            if opts:
+                args += ["--cfg-options", *opts]
+            procs[row] = _launch(args, out / f"s{seed}_{row}.log")
+        rc = _wait(procs)
+        result["timings"][f"self_training_s{seed}"] = round(time.perf_counter() - t0, 1)
+        for row in procs:
+            f = out / f"s{seed}_{row}" / "job.json"
+            if rc[row] != 0 or not f.exists():
+                result["rows"].setdefault(row, {})[seed] = f"failed (rc {rc[row]})"
+                continue
+            hist = json.loads(f.read_text())["history"]
+            last = [h for h in hist if h["round"] >= 0][-1]
+            result["rows"].setdefault(row, {})[seed] = _short(last["metrics"])
+            result["labels"].setdefault(row, {})[seed] = [
+                {"round": h["round"], "AP": _short(h["metrics"]),
+                 "positives": h["labels"]["positives"], "ignored": h["labels"]["ignored"],
+                 "by_group": h["labels"].get("positives_by_group"),
+                 "q07": h["labels"].get("quality_bev_iou_0.7"),
+                 "q05": h["labels"].get("quality_bev_iou_0.5")}
+                for h in hist if h["round"] >= 0]
+        for row in ("A2", "A4"):  # mechanism: recall by kind of car, detections and labels
+            f = out / f"s{seed}_{row}" / "job.json"
+            if not f.exists():
+                continue
+            from groupexp_da.eval.recall import write_recall
+            from groupexp_da.eval.recall_run import run_recall
+
+            last = [h for h in json.loads(f.read_text())["history"] if h["round"] >= 0][-1]
+            pl = Path(last["checkpoint"]).parent / "pseudo_labels.pkl"
+            det = run_recall(data / "target" / "val_infos.pkl", out / f"recall_s{seed}_{row}",
+                             checkpoint=last["checkpoint"], config=SELF[row][0], device=a.device)
+            lab = run_recall(data / "target" / "train_infos.pkl", out / f"recall_s{seed}_{row}",
+                             pseudo=str(pl))
+            tables = {"detections (target val)": det["tables"]["detections"],
+                      "last pseudo labels (target train)": lab["tables"]["pseudo labels"]}
+            write_recall(out / f"recall_s{seed}_{row}", tables)
+            result.setdefault("recall", {})[f"{row}_s{seed}"] = {
+                k: {"recall": v["recall"], "worst_bin_recall": v["worst_bin_recall"],
+                    "cv": v["cv"], "recall_grid": v["recall_grid"], "count": v["count"]}
+                for k, v in tables.items()}
+    result["timings"]["total_s"] = round(time.perf_counter() - t0, 1)
+    (out / "grid.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,73 @@
+"""Group-region cross-attention (Eq. 8): a group prototype queries the BEV feature map."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from mmdet3d.registry import MODELS
+from torch import Tensor, nn
+
+
+class _CrossAttnLayer(nn.Module):
+    """One query token over the H·W cells, computed without H·W×d key/value tensors.
+
+    With q = W_q mu, the logit of cell n is q·(W_k F_n + b_k) = (W_kᵀ q)·F_n + const, and
+    Σ_n a_n (W_v F_n + b_v) = W_v (Σ_n a_n F_n) + b_v because Σ_n a_n = 1, so only C-vectors
+    and one H·W attention map are built. The context c is added to every cell, then norm and
+    a 1×1 conv (the authors' layer, with a grid-size-free norm).
+    """
+
+    def __init__(self, query_dim: int, channels: int, d_attn: int, dropout: float,
+                 norm: str, grid: tuple[int, int] | None) -> None:
+        super().__init__()
+        self.q = nn.Linear(query_dim, d_attn)
+        self.k = nn.Linear(channels, d_attn)
+        self.v = nn.Linear(channels, channels)
+        self.drop = nn.Dropout(dropout)
+        self.scale = 1.0 / math.sqrt(d_attn)
+        if norm == "group":
+            self.norm = nn.GroupNorm(1, channels)
+        elif norm == "layernorm_chw":
+            if grid is None:
+                raise ValueError("norm='layernorm_chw' needs grid=(H, W)")
+            self.norm = nn.LayerNorm([channels, *grid])
+        else:
+            raise ValueError(f"norm must be 'group' or 'layernorm_chw', got {norm!r}")
+        self.proj = nn.Conv2d(channels, channels, 1)
+
+    def attention(self, mu: Tensor, feat: Tensor) -> Tensor:
+        """(Dq,) query, (B, C, H, W) → (B, H·W) attention weights."""
+        u = self.q(mu) @ self.k.weight  # (C,) = W_kᵀ q
+        logits = torch.einsum("c,bcn->bn", u, feat.flatten(2)) * self.scale
+        return self.drop(torch.softmax(logits, dim=1))
+
+    def context(self, mu: Tensor, feat: Tensor) -> Tensor:
+        a = self.attention(mu, feat)
+        return self.v(torch.einsum("bn,bcn->bc", a, feat.flatten(2)))  # (B, C)
+
+    def forward(self, mu: Tensor, feat: Tensor) -> Tensor:
+        c = self.context(mu, feat)
+        return torch.relu(self.proj(self.norm(feat + c[:, :, None, None])))
+
+
+@MODELS.register_module()
+class GroupRegionCrossAttention(nn.Module):
+    """``num_layers`` cross-attention layers; the query is refreshed by ReLU(W_u mu) between."""
+
+    def __init__(self, query_dim: int = 512, channels: int = 192, d_attn: int = 512,
+                 num_layers: int = 2, dropout: float = 0.1, norm: str = "group",
+                 grid: tuple[int, int] | None = None) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(_CrossAttnLayer(query_dim, channels, d_attn, dropout, norm,
+                                                    grid) for _ in range(num_layers))
+        self.update = nn.ModuleList(nn.Linear(query_dim, query_dim)
+                                    for _ in range(num_layers - 1))
+
+    def forward(self, mu: Tensor, feat: Tensor) -> Tensor:
+        """(Dq,) prototype and (B, C, H, W) BEV features → group-conditioned (B, C, H, W)."""
+        for k, layer in enumerate(self.layers):
+            feat = layer(mu, feat)
+            if k < len(self.update):
+                mu = torch.relu(self.update[k](mu))
+        return feat
