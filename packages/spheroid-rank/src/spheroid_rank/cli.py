@@ -68,6 +68,7 @@ def cmd_synth(args) -> int:
         size=args.size,
         bits=args.bits,
         focal_stack=args.focal_stack,
+        preset=args.preset,
     )
     n = args.plates * 60 * len(args.days)
     print(f"wrote {n} images of {args.plates} plate(s) to {args.out}")
@@ -95,11 +96,29 @@ def cmd_morphology(args) -> int:
     from spheroid_rank.eval.morphology import morphology_table
 
     t = _load(args)
-    m = morphology_table(t, overlay_dir=args.overlays, focal=args.focal)
+    m = morphology_table(
+        t,
+        overlay_dir=args.overlays,
+        focal=args.focal,
+        objects=args.objects,
+        um_per_px=args.um_per_px,
+    )
     write_csv(args.out, m)
-    cols = ["area", "circularity", "solidity", "mean_intensity", "debris_fraction"]
-    print(m.groupby(["group", "day"])[cols].median().round(3).to_string())
-    print(f"{len(m)} images measured -> {args.out}")
+    area = "area_um2" if args.um_per_px else "area"
+    cols = [area, "circularity", "solidity", "mean_intensity"]
+    if args.objects == "all":
+        print(
+            m.groupby("path")[cols]
+            .median()
+            .round(3)
+            .assign(objects=m.groupby("path").size())
+            .to_string()
+        )
+        print(f"{len(m)} objects in {len(t)} images -> {args.out}")
+    else:
+        cols += ["debris_fraction", "n_comparable"]
+        print(m.groupby(["group", "day"])[cols].median().round(3).to_string())
+        print(f"{len(m)} images measured -> {args.out}")
     return 0
 
 
@@ -125,6 +144,8 @@ def cmd_train(args) -> int:
         precision=args.precision,
     )
     path = train_ssl(t, args.out, cfg, progress=not args.no_progress)
+    if path is None:  # a DDP process other than rank 0
+        return 0
     print(f"trained {cfg.method}/{cfg.backbone} on {len(t)} images -> {path}")
     return 0
 
@@ -159,7 +180,18 @@ def _print_ranking(out: Path, summary: dict) -> None:
     import pandas as pd
 
     r = pd.read_csv(out / "ranking.csv")
-    cols = ["rank", "condition", "n_wells", "score_median", "ci_low", "ci_high", "z_score"]
+    qc = pd.read_csv(out / "plate_qc.csv", dtype={"plate": str})
+    print(qc.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    cols = [
+        "rank",
+        "condition",
+        "n_wells",
+        "score_median",
+        "ci_low",
+        "ci_high",
+        "z_score",
+        "qc_failed_wells",
+    ]
     print(r[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(json.dumps(summary))
     print(f"report -> {out / 'report.html'}")
@@ -176,6 +208,8 @@ def cmd_rank(args) -> int:
         morphology=args.morphology,
         truth_from=args.truth_from,
         positive=args.positive,
+        qc_threshold=args.qc_threshold,
+        qc_action=args.qc_action,
     )
     _print_ranking(out, summary)
     return 0
@@ -214,6 +248,7 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from spheroid_rank.data.synth import PRESETS
     from spheroid_rank.engine.config import METRICS
     from spheroid_rank.models.ssl import METHODS
     from spheroid_rank.models.temporal import TEMPORAL_MODELS
@@ -247,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=96)
     p.add_argument("--bits", type=int, choices=[8, 16], default=8)
     p.add_argument("--focal-stack", action="store_true", help="write 3-plane focal-stack TIFFs")
+    p.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="easy",
+        help="easy: efficacy mostly in size; hard: size-preserving drug effects "
+        "plus illumination/focus/debris/edge nuisances",
+    )
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("validate", help="build and check the metadata table")
@@ -258,6 +300,20 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--out", required=True, help="CSV file")
     p.add_argument("--overlays", help="folder for segmentation overlay PNGs")
+    p.add_argument(
+        "--objects",
+        choices=["single", "all"],
+        default="single",
+        help="single: one spheroid per image (the most central large object; "
+        "warns when there are several); all: one row per object "
+        "(multi-organoid fields)",
+    )
+    p.add_argument(
+        "--um-per-px",
+        type=float,
+        default=None,
+        help="pixel size; adds area_um2, perimeter_um, feret_*_um, equivalent_diameter_um",
+    )
     p.set_defaults(func=cmd_morphology)
 
     ssl = SSL_DEFAULTS
@@ -316,6 +372,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pca-dim", type=int, default=sc.pca_dim)
     p.add_argument("--positive", help="positive-control condition (default: single_dose wells)")
     p.add_argument("--truth-from", help="data folder whose layout.csv has true_efficacy")
+    p.add_argument(
+        "--qc-threshold",
+        type=float,
+        default=0.5,
+        help="a plate passes QC when its Z' (untreated vs positive) reaches this",
+    )
+    p.add_argument(
+        "--qc-action",
+        choices=["flag", "exclude"],
+        default="flag",
+        help="plates failing QC: keep and flag them (default) or drop their wells",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_rank)
 
@@ -333,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None, help="override SSL epochs")
-    p.add_argument("--preset", choices=["easy"], default="easy", help="synthetic data preset")
+    p.add_argument("--preset", choices=PRESETS, default="easy", help="synthetic data preset")
     p.set_defaults(func=cmd_demo)
     return ap
 

@@ -1,6 +1,9 @@
 """Synthetic bright-field spheroid plates with a known efficacy order.
 
-Untreated spheroids grow; after the drug day, treated ones shrink and darken (drug "A"),
+Two presets. ``easy`` (below) encodes efficacy mostly in size; ``hard``
+(:mod:`spheroid_rank.data.synth_hard`) has size-preserving mechanisms and nuisances.
+
+``easy``: untreated spheroids grow; after the drug day, treated ones shrink and darken (drug "A"),
 lose circularity and explode into debris (drug "B"), or both (reference "R", combinations),
 with dose-dependent strength from a Hill curve (combinations use Bliss independence).
 Plates carry an illumination gradient, random focus blur, background debris and noise.
@@ -17,7 +20,10 @@ import pandas as pd
 from scipy import ndimage
 
 from spheroid_rank.data.io import save_gray, write_csv
-from spheroid_rank.data.plate import inner_wells, well_index
+from spheroid_rank.data.plate import INNER_COLS, INNER_ROWS, inner_wells, parse_well, well_index
+from spheroid_rank.data.synth_hard import HARD_DESIGN, HardPlate, HardWell, hard_effect
+
+PRESETS = ("easy", "hard")
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +80,40 @@ def combined_effect(drugs: tuple[str, ...], concs: tuple[float, ...]) -> tuple[f
     return total, shrink, explode
 
 
+def mechanism_of(drug: str, preset: str = "easy") -> str:
+    """Readable mechanism of a drug (``+`` joined for combinations; ``none`` untreated)."""
+    from spheroid_rank.data.synth_hard import HARD_DRUGS
+
+    if not drug:
+        return "none"
+    table = HARD_DRUGS if preset == "hard" else DRUGS
+    names = []
+    for d in drug.split("+"):
+        x = table[d]
+        mech = x.mech if preset == "hard" else {"shrink": x.shrink, "explode": x.explode}
+        names.append("/".join(k for k, v in mech.items() if v >= 0.5))
+    return "+".join(names)
+
+
+def drug_table(preset: str = "easy") -> pd.DataFrame:
+    """The generator's Hill parameters (true IC50s) and mechanism of every drug."""
+    from spheroid_rank.data.synth_hard import HARD_DRUGS
+
+    table = HARD_DRUGS if preset == "hard" else DRUGS
+    return pd.DataFrame(
+        [
+            {
+                "drug": d.name,
+                "ic50": d.ic50,
+                "emax": d.emax,
+                "hill": d.hill,
+                "mechanism": mechanism_of(d.name, preset),
+            }
+            for d in table.values()
+        ]
+    )
+
+
 def _fmt(x: float) -> str:
     return f"{x:g}"
 
@@ -127,10 +167,10 @@ def render_spheroid(
     return np.clip(img, 0, 1).astype(np.float32)
 
 
-def _design_table(rng: np.random.Generator, design) -> pd.DataFrame:
+def _design_table(rng: np.random.Generator, design, effect=combined_effect) -> pd.DataFrame:
     rows = []
     for group, drugs, concs, n in design:
-        eff, _, _ = combined_effect(drugs, concs)
+        eff = effect(drugs, concs)[0]
         for _ in range(n):
             rows.append(
                 {
@@ -225,6 +265,36 @@ def make_plate_images(
                 save_gray(path, img, bits=bits)
 
 
+def _treatment(w) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    drugs = tuple(d for d in w["drug"].split("+") if d)
+    return drugs, tuple(float(c) for c in w["concentration"].split("+") if c)
+
+
+def make_plate_images_hard(
+    out: Path,
+    plate: str,
+    layout: pd.DataFrame,
+    rng: np.random.Generator,
+    days: tuple[int, ...],
+    size: int,
+    drug_day: int,
+    bits: int,
+) -> None:
+    """Render one plate of the ``hard`` preset (see :mod:`spheroid_rank.data.synth_hard`)."""
+    pl = HardPlate(rng, size)
+    ext = ".tif" if bits == 16 else ".png"
+    for _, w in layout.iterrows():
+        eff, mech = hard_effect(*_treatment(w))
+        eff = float(np.clip(eff * rng.lognormal(0, 0.08), 0, 1))
+        row, col = parse_well(w["well"])
+        edge = row in (INNER_ROWS[0], INNER_ROWS[-1]) or col in (INNER_COLS[0], INNER_COLS[-1])
+        well = HardWell(rng, size, eff, mech, edge)
+        light = pl.light(*well_index(w["well"]))
+        for day in days:
+            img = well.render(day, drug_day, max(days), pl.background, light)
+            save_gray(out / f"plate_{plate}" / f"day_{day}" / f"{w['well']}{ext}", img, bits=bits)
+
+
 def make_synthetic_experiment(
     out: str | Path,
     seed: int = 0,
@@ -235,19 +305,30 @@ def make_synthetic_experiment(
     bits: int = 8,
     focal_stack: bool = False,
     design=None,
+    preset: str = "easy",
 ) -> pd.DataFrame:
     """Write a synthetic experiment (folder layout + ``layout.csv`` + ``truth.csv``).
 
-    Returns the per-condition truth table (condition, group, true_efficacy).
+    ``preset`` is ``easy`` (efficacy mostly in size) or ``hard`` (size-preserving mechanisms
+    and nuisances; no focal stacks). Returns the per-condition truth table (condition,
+    group, true_efficacy, and for ``hard`` the drug's mechanism).
     """
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+    if preset == "hard" and focal_stack:
+        raise ValueError("the hard preset renders single planes only (no --focal-stack)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     layouts = []
     for i in range(n_plates):
         plate = str(i + 1)
-        lay = _design_table(rng, design or DEFAULT_DESIGN)
-        make_plate_images(out, plate, lay, rng, tuple(days), size, drug_day, bits, focal_stack)
+        if preset == "hard":
+            lay = _design_table(rng, design or HARD_DESIGN, hard_effect)
+            make_plate_images_hard(out, plate, lay, rng, tuple(days), size, drug_day, bits)
+        else:
+            lay = _design_table(rng, design or DEFAULT_DESIGN)
+            make_plate_images(out, plate, lay, rng, tuple(days), size, drug_day, bits, focal_stack)
         lay.insert(0, "plate", plate)
         layouts.append(lay)
     layout = pd.concat(layouts, ignore_index=True)
@@ -260,11 +341,17 @@ def make_synthetic_experiment(
     write_csv(out / "layout.csv", layout)
     truth = (
         layout.groupby("condition", sort=False)
-        .agg(group=("group", "first"), true_efficacy=("true_efficacy", "first"))
+        .agg(
+            group=("group", "first"),
+            drug=("drug", "first"),
+            true_efficacy=("true_efficacy", "first"),
+        )
         .reset_index()
         .sort_values("true_efficacy", ascending=False)
     )
+    truth["mechanism"] = [mechanism_of(d, preset) for d in truth["drug"]]
     write_csv(out / "truth.csv", truth)
+    write_csv(out / "drugs.csv", drug_table(preset))
     log.info(
         "synthetic experiment: %d plates x %d wells x %d days in %s", n_plates, 60, len(days), out
     )

@@ -32,7 +32,12 @@ def run_demo(out: Path, seed: int = 0, epochs: int | None = None, preset: str = 
     out.mkdir(parents=True, exist_ok=True)
     s = cfg["synth"]
     make_synthetic_experiment(
-        out / "data", seed=seed, n_plates=s["plates"], days=tuple(s["days"]), size=s["size"]
+        out / "data",
+        seed=seed,
+        n_plates=s["plates"],
+        days=tuple(s["days"]),
+        size=s["size"],
+        preset=s["preset"],
     )
     meta = load_experiment(out / "data")
     lap("synth")
@@ -55,7 +60,7 @@ def run_demo(out: Path, seed: int = 0, epochs: int | None = None, preset: str = 
         out / "rank",
         score_cfg,
         morph=morph,
-        title="spheroid-rank demo (synthetic plates)",
+        title=f"spheroid-rank demo (synthetic plates, {preset} preset)",
     )
     lap("rank+report")
     probe = linear_probe(meta, emb, seed=seed)

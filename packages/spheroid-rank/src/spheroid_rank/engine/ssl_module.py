@@ -27,9 +27,13 @@ class SSLModule(L.LightningModule):
         self.model = build_method(
             method, backbone=backbone, in_chans=in_chans, img_size=img_size, **method_kwargs
         )
+        self.epoch_stats: list[dict] = []  # per epoch, gathered over all processes
+        self.rank_spread: dict[str, float] = {}
+        self._seen: list[torch.Tensor] = []
+        self._losses: list[torch.Tensor] = []
 
     def training_step(self, batch, batch_idx):
-        views, _ = batch
+        views, index = batch
         loss = self.model.loss(list(views), self.current_epoch, self.trainer.max_epochs or 1)
         self.log(
             "train_loss",
@@ -37,9 +41,41 @@ class SSLModule(L.LightningModule):
             prog_bar=True,
             on_step=True,
             on_epoch=True,
+            sync_dist=True,  # the logged value is the mean over processes
             batch_size=views[0].shape[0],
         )
+        self._seen.append(index.detach())
+        self._losses.append(loss.detach())
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        """Record which samples every process saw and the mean loss over all of them."""
+        seen = self.all_gather(torch.cat(self._seen)).reshape(-1)
+        losses = self.all_gather(torch.stack(self._losses)).reshape(-1).float()
+        self.epoch_stats.append(
+            {
+                "epoch": int(self.current_epoch),
+                "samples": int(seen.numel()),
+                "unique_samples": int(seen.unique().numel()),
+                "loss": float(losses.mean()),
+            }
+        )
+        self._seen, self._losses = [], []
+
+    def on_train_end(self) -> None:
+        """Largest difference across processes of the trainable weights and of the
+        momentum/teacher copies (0 when every process holds the same model)."""
+        for name, trainable in (("trainable", True), ("momentum_or_teacher", False)):
+            ps = [
+                p.detach().reshape(-1)
+                for p in self.model.parameters()
+                if p.requires_grad == trainable
+            ]
+            if not ps:
+                continue
+            flat = torch.cat(ps).float()
+            every = self.all_gather(flat).reshape(-1, flat.numel())
+            self.rank_spread[name] = float((every - every[0]).abs().max())
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         self.model.after_step(self.global_step, int(self.trainer.estimated_stepping_batches))

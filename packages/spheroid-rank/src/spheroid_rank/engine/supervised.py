@@ -29,6 +29,10 @@ class SupervisedModule(L.LightningModule):
     def forward(self, x):
         return self.fc(self.backbone(x))
 
+    def embed(self, x):
+        """Penultimate features (the same interface as the SSL methods' ``embed``)."""
+        return self.backbone(x)
+
     def training_step(self, batch, _):
         x, y = batch
         loss = nn.functional.cross_entropy(self(x), y)
@@ -51,7 +55,13 @@ class _Labelled(torch.utils.data.Dataset):
         return x, int(self.labels[i])
 
 
-def supervised_baseline(
+def supervised_baseline(meta: pd.DataFrame, **kwargs) -> dict[str, float]:
+    """Test accuracy of the supervised baseline on the probe's well-level split
+    (keyword arguments as :func:`train_supervised`)."""
+    return train_supervised(meta, **kwargs)[1]
+
+
+def train_supervised(
     meta: pd.DataFrame,
     backbone: str = "resnet18",
     img_size: int = 64,
@@ -61,8 +71,9 @@ def supervised_baseline(
     seed: int = 0,
     accelerator: str = "auto",
     progress: bool = False,
-) -> dict[str, float]:
-    """Test accuracy of the supervised baseline on the probe's well-level split."""
+) -> tuple[SupervisedModule, dict[str, float]]:
+    """Train the baseline on the probe's training wells; returns the model (eval mode) and
+    its accuracy on the probe's test wells."""
     L.seed_everything(seed, verbose=False)
     y = meta["group"].map({g: i for i, g in enumerate(GROUPS)}).to_numpy()
     tr, te = probe_split(meta, min_day, seed=seed)
@@ -87,7 +98,7 @@ def supervised_baseline(
     pred = torch.cat(preds).numpy()
     from sklearn.metrics import balanced_accuracy_score
 
-    return {
+    return module, {
         "backbone": backbone,
         "epochs": epochs,
         "accuracy": float((pred == y[te]).mean()),

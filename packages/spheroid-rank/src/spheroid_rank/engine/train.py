@@ -13,6 +13,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
 from spheroid_rank.data.dataset import SpheroidImages
+from spheroid_rank.data.io import write_json
 from spheroid_rank.data.transforms import ssl_transform
 from spheroid_rank.engine.checkpoint import save_backbone
 from spheroid_rank.engine.config import SSLConfig
@@ -24,11 +25,18 @@ log = logging.getLogger(__name__)
 __all__ = ["SSLConfig", "train_ssl"]
 
 
-def train_ssl(table: pd.DataFrame, out: str | Path, cfg: SSLConfig, progress: bool = True) -> Path:
+def train_ssl(
+    table: pd.DataFrame, out: str | Path, cfg: SSLConfig, progress: bool = True
+) -> Path | None:
     """Train on every image of ``table``; resumes from ``out/checkpoints/last.ckpt``.
 
-    Writes ``out/backbone.pt`` (``{"config", "state_dict"}``, loadable with
-    ``weights_only=True``) and returns its path.
+    ``cfg.batch_size`` is the global batch: with DDP each of the ``world_size`` processes
+    gets ``batch_size // world_size`` images per step (Lightning's DistributedSampler gives
+    every process a different share of each epoch). Only the rank-0 process writes:
+    ``out/backbone.pt`` (``{"config", "state_dict"}``, loadable with ``weights_only=True``),
+    ``out/train_summary.json`` (samples seen and mean loss per epoch over all processes, and
+    the largest weight difference across processes), checkpoints and TensorBoard logs.
+    Returns the path of ``backbone.pt`` on rank 0 and None on the other ranks.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -40,15 +48,6 @@ def train_ssl(table: pd.DataFrame, out: str | Path, cfg: SSLConfig, progress: bo
         cfg.focal,
         ssl_transform(cfg.img_size, cfg.in_chans, n_views, cfg.min_scale),
     ).preload()
-    bs = min(cfg.batch_size, len(ds))
-    dl = DataLoader(
-        ds,
-        batch_size=bs,
-        shuffle=True,
-        drop_last=True,
-        num_workers=cfg.workers,
-        persistent_workers=cfg.workers > 0,
-    )
     module = SSLModule(
         cfg.method, cfg.backbone, cfg.in_chans, cfg.img_size, cfg.lr, **cfg.method_kwargs
     )
@@ -72,11 +71,33 @@ def train_ssl(table: pd.DataFrame, out: str | Path, cfg: SSLConfig, progress: bo
         log_every_n_steps=1,
         deterministic=False,
     )
+    per_process = max(min(cfg.batch_size // trainer.world_size, len(ds) // trainer.world_size), 1)
+    dl = DataLoader(
+        ds,
+        batch_size=per_process,
+        shuffle=True,
+        drop_last=True,
+        num_workers=cfg.workers,
+        persistent_workers=cfg.workers > 0,
+    )
     last = ckpt_dir / "last.ckpt"
     if last.exists():
         log.info("resuming SSL training from %s", last)
     trainer.fit(module, dl, ckpt_path=str(last) if last.exists() else None)
-    path = out / "backbone.pt"
-    if trainer.is_global_zero:
-        save_backbone(module.model, cfg, path)
+    if not trainer.is_global_zero:
+        return None
+    path = save_backbone(module.model, cfg, out / "backbone.pt")
+    summary = write_json(
+        out / "train_summary.json",
+        {
+            "world_size": trainer.world_size,
+            "global_batch": per_process * trainer.world_size,
+            "per_process_batch": per_process,
+            "images": len(ds),
+            "epochs": module.epoch_stats,
+            "max_abs_diff_across_ranks": module.rank_spread,
+        },
+    )
+    for written in (path, summary):
+        log.info("rank %d wrote %s", trainer.global_rank, written)
     return path

@@ -43,6 +43,7 @@ class Morphology:
     mean_intensity: float
     std_intensity: float
     debris_fraction: float
+    n_comparable: int = 1  # objects of at least half the chosen one's size (warn when > 1)
 
 
 def feret_min(mask: np.ndarray) -> float:
@@ -102,14 +103,29 @@ def _work_image(img: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return img.astype(np.float32), scale
 
 
-def segment(img: np.ndarray, max_side: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def count_comparable(lab: np.ndarray, ratio: float = 0.5) -> int:
+    """Objects not touching the image border whose area is at least ``ratio`` x the largest
+    such object's area (1 for a single spheroid; many for a multi-organoid field)."""
+    h, w = lab.shape
+    areas = [
+        p.area
+        for p in measure.regionprops(lab)
+        if p.bbox[0] > 0 and p.bbox[1] > 0 and p.bbox[2] < h and p.bbox[3] < w
+    ]
+    return int(sum(a >= ratio * max(areas) for a in areas)) if areas else 0
+
+
+def segment_counted(img: np.ndarray, max_side: int = 512) -> tuple[np.ndarray, np.ndarray, int]:
     """Segment the spheroid in a bright-field image.
 
-    Returns (spheroid mask, debris mask) at the input resolution. The spheroid is dark
-    and textured on a brighter background: the background is flattened with a large
-    median-like blur, dark/textured pixels are thresholded (Otsu), fragments close to
-    each other are merged by a closing, and the component with the best area/centrality
-    score is the spheroid. Other dark components count as debris.
+    Returns (spheroid mask, debris mask, number of comparable objects) at the input
+    resolution. The spheroid is dark and textured on a brighter background: the background
+    is flattened with a large median-like blur, dark/textured pixels are thresholded (Otsu),
+    fragments close to each other are merged by a closing, and the spheroid is the component
+    with the highest score ``ln(area) - 3 d - 4 b`` (``d``: centroid distance from the image
+    centre over the half-diagonal, ``b``: 1 when it touches the image border), i.e. the most
+    central large one. Other dark components count as debris. The count is
+    :func:`count_comparable` of the components (several = not a one-spheroid image).
     """
     if img.ndim == 3:
         img = img.mean(0)
@@ -122,7 +138,7 @@ def segment(img: np.ndarray, max_side: int = 512) -> tuple[np.ndarray, np.ndarra
     feat = dark / (dark.std() + 1e-6) + 0.5 * tex / (tex.std() + 1e-6)
     if feat.max() - feat.min() < 1e-6:
         empty = np.zeros(img.shape, bool)
-        return empty, empty
+        return empty, empty, 0
     fg = feat > filters.threshold_otsu(feat)
     rad = max(1, int(round(min(h, w) / 100)))
     fg = ndimage.binary_opening(fg, morphology.disk(rad))
@@ -132,7 +148,7 @@ def segment(img: np.ndarray, max_side: int = 512) -> tuple[np.ndarray, np.ndarra
     lab = measure.label(merged)
     if lab.max() == 0:
         empty = np.zeros(img.shape, bool)
-        return empty, empty
+        return empty, empty, 0
     cy, cx = (h - 1) / 2, (w - 1) / 2
     diag = np.hypot(h, w) / 2
     best, best_score = 0, -np.inf
@@ -145,6 +161,7 @@ def segment(img: np.ndarray, max_side: int = 512) -> tuple[np.ndarray, np.ndarra
             best, best_score = p.label, score
     comp = lab == best
     sph = comp
+    n_comparable = count_comparable(lab)
     # refine the outline at half the object's contrast (texture/closing widen it otherwise)
     half = 0.5 * float(np.median(dark[sph]))
     refined = ndimage.binary_fill_holes(sph & (ndimage.gaussian_filter(dark, 0.7) > half))
@@ -158,7 +175,12 @@ def segment(img: np.ndarray, max_side: int = 512) -> tuple[np.ndarray, np.ndarra
     if scale < 1.0:
         sph = transform.resize(sph, img.shape, order=0, anti_aliasing=False) > 0.5
         debris = transform.resize(debris, img.shape, order=0, anti_aliasing=False) > 0.5
-    return sph, debris
+    return sph, debris, n_comparable
+
+
+def segment(img: np.ndarray, max_side: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """(spheroid mask, debris mask) of :func:`segment_counted`."""
+    return segment_counted(img, max_side)[:2]
 
 
 def measure_image(
@@ -166,7 +188,7 @@ def measure_image(
 ) -> tuple[Morphology, np.ndarray, np.ndarray]:
     """Segment and measure one image; returns (measures, spheroid mask, debris mask)."""
     gray = img.mean(0) if img.ndim == 3 else img
-    sph, debris = segment(gray, max_side)
+    sph, debris, n_comparable = segment_counted(gray, max_side)
     shape = shape_measures(sph)
     vals = gray[sph]
     tot = sph.sum() + debris.sum()
@@ -175,6 +197,7 @@ def measure_image(
         mean_intensity=float(vals.mean()) if vals.size else 0.0,
         std_intensity=float(vals.std()) if vals.size else 0.0,
         debris_fraction=float(debris.sum() / tot) if tot else 0.0,
+        n_comparable=n_comparable,
     )
     return m, sph, debris
 
@@ -193,26 +216,73 @@ def overlay(img: np.ndarray, sph: np.ndarray, debris: np.ndarray) -> np.ndarray:
     return rgb
 
 
+def _calibrate(row: dict, um_per_px: float | None) -> dict:
+    if um_per_px:
+        for k in LENGTHS:
+            row[f"{k}_um"] = row[k] * um_per_px
+        row["area_um2"] = row["area"] * um_per_px**2
+    return row
+
+
+LENGTHS = ("perimeter", "feret_max", "feret_min", "equivalent_diameter")
+
+
 def morphology_table(
     table: pd.DataFrame,
     overlay_dir: str | Path | None = None,
     focal: str = "sharpest",
     max_side: int = 512,
+    objects: str = "single",
+    um_per_px: float | None = None,
 ) -> pd.DataFrame:
-    """Measures for every image of a metadata table (one row per plate/well/day)."""
+    """Measures for every image of a metadata table.
+
+    ``objects="single"``: one row per image, the spheroid chosen by :func:`segment`'s rule;
+    images holding several comparable objects (``n_comparable > 1``) are reported in one
+    warning. ``objects="all"``: one row per object found by
+    :func:`spheroid_rank.eval.objects.segment_objects` (column ``object``). ``um_per_px``
+    adds calibrated columns (``area_um2``, ``perimeter_um``, ``feret_max_um``, ...).
+    """
     from tqdm import tqdm
 
+    if objects not in ("single", "all"):
+        raise ValueError(f"objects must be 'single' or 'all', got {objects!r}")
     rows = []
     odir = Path(overlay_dir) if overlay_dir else None
-    if odir:
-        odir.mkdir(parents=True, exist_ok=True)
+    keys = [k for k in ("plate", "well", "day", "group", "condition") if k in table.columns]
+    crowded = []
     for rec in tqdm(table.to_dict("records"), desc="morphology", leave=False):
         img = read_image(rec["path"], focal=focal)
-        m, sph, debris = measure_image(img, max_side)
-        rows.append(
-            {**{k: rec[k] for k in ("plate", "well", "day", "group", "condition")}, **asdict(m)}
+        base = {k: rec[k] for k in keys}
+        name = (
+            f"plate{rec['plate']}_{rec['well']}_day{rec['day']}.png"
+            if "well" in rec
+            else f"{Path(rec['path']).stem}.png"
         )
+        if objects == "all":
+            from spheroid_rank.eval.objects import measure_objects, objects_overlay, segment_objects
+
+            labels = segment_objects(img)
+            for r in measure_objects(img, labels):
+                rows.append(_calibrate({**base, "path": rec["path"], **r}, um_per_px))
+            if odir:
+                save_rgb(odir / name, objects_overlay(img, labels))
+            continue
+        m, sph, debris = measure_image(img, max_side)
+        if m.n_comparable > 1:
+            crowded.append((rec["path"], m.n_comparable))
+        rows.append(_calibrate({**base, **asdict(m)}, um_per_px))
         if odir:
-            name = f"plate{rec['plate']}_{rec['well']}_day{rec['day']}.png"
             save_rgb(odir / name, overlay(img, sph, debris))
+    if crowded:
+        path, n = crowded[0]
+        log.warning(
+            "%d of %d images hold several comparable objects (e.g. %s: %d); single "
+            "mode measured the most central large one; use --objects all to measure "
+            "every object",
+            len(crowded),
+            len(table),
+            path,
+            n,
+        )
     return pd.DataFrame(rows)

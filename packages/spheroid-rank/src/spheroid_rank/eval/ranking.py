@@ -54,10 +54,15 @@ def control_zprime(wells: pd.DataFrame, positive: str | None = None) -> float:
     return z_prime(pos, neg)
 
 
-def dose_response(wells: pd.DataFrame) -> pd.DataFrame:
-    """4PL fit of score vs concentration for every single drug tested at >= 3 concentrations.
+def dose_response(
+    wells: pd.DataFrame, n_boot: int = 200, seed: int = 0, level: float = 0.95
+) -> pd.DataFrame:
+    """4PL fit of score vs concentration for every single drug tested at >= 3 concentrations,
+    with a percentile-bootstrap CI of the IC50 (``ic50_ci_low`` / ``ic50_ci_high``).
 
     Untreated wells enter every curve at a tiny concentration (1/100 of the lowest dose).
+    The bootstrap resamples wells with replacement within each concentration (and within the
+    untreated wells), refits, and skips refits that fail; ``n_boot=0`` gives no CI.
     """
     single = wells[
         (wells["group"] != "untreated")
@@ -65,6 +70,7 @@ def dose_response(wells: pd.DataFrame) -> pd.DataFrame:
         & (wells["drug"].astype(str) != "")
     ]
     unt = wells[wells["group"] == "untreated"]
+    rng = np.random.default_rng(seed)
     rows = []
     for drug, g in single.groupby("drug"):
         conc = pd.to_numeric(g["concentration"], errors="coerce")
@@ -74,7 +80,50 @@ def dose_response(wells: pd.DataFrame) -> pd.DataFrame:
         x = np.concatenate([conc.to_numpy(float), np.full(len(unt), c0)])
         y = np.concatenate([g["score"].to_numpy(float), unt["score"].to_numpy(float)])
         fit = fit_four_pl(x, y)
-        rows.append({"drug": drug, "n_concentrations": int(conc.nunique()), **fit})
+        strata = [np.flatnonzero(x == c) for c in np.unique(x)]
+        boots = []
+        for _ in range(n_boot if np.isfinite(fit["ic50"]) else 0):
+            idx = np.concatenate([rng.choice(s, s.size) for s in strata])
+            b = fit_four_pl(x[idx], y[idx], start=fit, maxfev=300)["ic50"]
+            if np.isfinite(b):
+                boots.append(b)
+        a = (1 - level) / 2
+        lo, hi = np.quantile(boots, [a, 1 - a]) if len(boots) >= 10 else (np.nan, np.nan)
+        rows.append(
+            {
+                "drug": drug,
+                "n_concentrations": int(conc.nunique()),
+                **fit,
+                "ic50_ci_low": float(lo),
+                "ic50_ci_high": float(hi),
+                "n_boot_ok": len(boots),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def plate_qc(
+    wells: pd.DataFrame, positive: str | None = None, threshold: float = 0.5
+) -> pd.DataFrame:
+    """Z'-factor of every plate (untreated vs positive-control wells of that plate).
+
+    Columns: plate, n_negative, n_positive, z_prime, qc_pass (Z' >= ``threshold``; a plate
+    with fewer than 2 wells of either control fails with Z' = NaN).
+    """
+    rows = []
+    for plate, g in wells.groupby(wells["plate"].astype(str), sort=True):
+        neg = (g["group"] == "untreated").sum()
+        pos = ((g["condition"] == positive) if positive else (g["group"] == "single_dose")).sum()
+        z = control_zprime(g, positive)
+        rows.append(
+            {
+                "plate": plate,
+                "n_negative": int(neg),
+                "n_positive": int(pos),
+                "z_prime": z,
+                "qc_pass": bool(np.isfinite(z) and z >= threshold),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -49,7 +49,7 @@ def four_pl(x, bottom: float, top: float, ic50: float, hill: float) -> np.ndarra
     return bottom + (top - bottom) / (1 + (ic50 / np.maximum(x, 1e-12)) ** hill)
 
 
-def fit_four_pl(conc, response) -> dict[str, float]:
+def fit_four_pl(conc, response, start: dict | None = None, maxfev: int = 20000) -> dict[str, float]:
     """Least-squares 4PL fit (log-IC50 parameterisation); returns bottom, top, ic50, hill, r2.
 
     ``ok`` is 1.0 when the optimiser converged and the IC50 lies inside the tested range
@@ -69,12 +69,15 @@ def fit_four_pl(conc, response) -> dict[str, float]:
     lo, hi = float(r.min()), float(r.max())
     span = max(hi - lo, 1e-9)
     p0 = [lo, hi, float(np.log10(np.median(c))), 1.0]
+    if start is not None and np.isfinite(start.get("ic50", np.nan)):  # e.g. a bootstrap refit
+        p0 = [start["bottom"], start["top"], float(np.log10(start["ic50"])), start["hill"]]
     bounds = (
         [lo - span, lo, np.log10(c.min()) - 2, 0.1],
         [hi, hi + 2 * span, np.log10(c.max()) + 2, 10.0],
     )
     try:
-        popt, _ = optimize.curve_fit(f, c, r, p0=p0, bounds=bounds, maxfev=20000)
+        p0 = np.clip(p0, bounds[0], bounds[1])
+        popt, _ = optimize.curve_fit(f, c, r, p0=p0, bounds=bounds, maxfev=maxfev)
     except (RuntimeError, ValueError):
         return nan
     pred = f(c, *popt)
