@@ -153,3 +153,19 @@ def test_t7_attraction():
     loss = attraction_loss(f, torch.tensor([0, 0, 1]), mu)
     assert abs(loss.item() * 3 - 1.29289) < 1e-5
     assert abs(loss.item() - 0.43096) < 1e-5
+
+
+def test_dominant_group_cannot_empty_the_others():
+    g = _two_groups([0.999, 0.001])
+    g2 = GaussianGroups(3, 2)
+    g2.mu.copy_(torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 9.0]]))
+    g2.var.copy_(torch.tensor([[100.0, 100.0], [0.01, 0.01], [0.01, 0.01]]))
+    g2.weight.copy_(torch.tensor([0.98, 0.01, 0.01]))
+    x = torch.tensor([[0.0, 0.5], [3.0, 0.0], [1.0, 1.0], [0.5, 7.0], [2.0, 2.0]])
+    assert g2.log_joint(x).argmax(1).tolist() == [0, 0, 0, 0, 0]  # collapse without the guard
+    groups = g2.assign(x)
+    assert sorted(set(groups.tolist())) == [0, 1, 2]
+    assert groups[1] == 1 and groups[3] == 2  # the best-scoring object for each empty group
+    g2.keep_nonempty = False
+    assert g2.assign(x).tolist() == [0, 0, 0, 0, 0]
+    assert g.assign(torch.tensor([[0.0, 3.0]])).item() == 0  # fewer objects than groups: as is

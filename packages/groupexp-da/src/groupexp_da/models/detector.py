@@ -18,6 +18,7 @@ from groupexp_da.models.group_losses import (
 from groupexp_da.models.grouping import GaussianGroups
 
 GROUP_DEFAULTS = dict(enabled=True, n_groups=3, alpha=0.8, var_floor=1e-3, assign="gmm",
+                      keep_nonempty=True,
                       lambda_rep=0.5, lambda_att=0.5, lambda_det=1.0, loss_form="paper",
                       update_domains="auto", default_domain="source", max_points=50,
                       other_groups="negative")
@@ -48,7 +49,7 @@ class GroupExpVoxelNet(VoxelNet):
                                 f"got {g['loss_form']!r}")
         self.obj_descriptor = MODELS.build(dict(type="ObjectDescriptor", **(obj_descriptor or {})))
         self.groups = GaussianGroups(g["n_groups"], self.obj_descriptor.out_channels, g["alpha"],
-                                     g["var_floor"], g["assign"])
+                                     g["var_floor"], g["assign"], g["keep_nonempty"])
         self.collect_groups = False
         self.group_log: list[torch.Tensor] = []  # per step (M, 6), read by GroupStatsHook
 

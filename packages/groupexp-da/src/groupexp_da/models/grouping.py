@@ -20,12 +20,13 @@ class GaussianGroups(nn.Module):
     """
 
     def __init__(self, n_groups: int, dim: int, alpha: float = 0.8, var_floor: float = 1e-3,
-                 assign: str = "gmm") -> None:
+                 assign: str = "gmm", keep_nonempty: bool = True) -> None:
         super().__init__()
         if assign not in ("gmm", "nearest"):
             raise GroupExpError(f"group_cfg.assign must be 'gmm' or 'nearest', got {assign!r}")
         self.n_groups, self.dim, self.alpha = int(n_groups), int(dim), float(alpha)
         self.var_floor, self.assign_mode = float(var_floor), assign
+        self.keep_nonempty = bool(keep_nonempty)
         self.register_buffer("mu", torch.zeros(n_groups, dim))
         self.register_buffer("var", torch.ones(n_groups, dim))
         self.register_buffer("weight", torch.full((n_groups,), 1.0 / n_groups))
@@ -78,8 +79,28 @@ class GaussianGroups(nn.Module):
         if len(x) == 0:
             return torch.zeros(0, dtype=torch.long, device=x.device)
         if self.assign_mode == "nearest":
-            return torch.cdist(x, self.mu.to(x)).argmin(1)
-        return self.log_joint(x).argmax(1)
+            score = -torch.cdist(x, self.mu.to(x))
+        else:
+            score = self.log_joint(x)
+        groups = score.argmax(1)
+        if self.keep_nonempty and len(x) >= self.n_groups:
+            groups = self._fill_empty(score, groups)
+        return groups
+
+    def _fill_empty(self, score: Tensor, groups: Tensor) -> Tensor:
+        """Give every empty group the object that scores highest for it among objects whose
+        group keeps another member (the authors' code does the same). Without it the 512-d
+        Gaussians collapse: one group takes every car, the others' EMA weight decays to 0
+        and log 0 keeps them empty (measured on the synthetic benchmark, see the README)."""
+        groups = groups.clone()
+        for i in range(self.n_groups):
+            if bool((groups == i).any()):
+                continue
+            counts = torch.bincount(groups, minlength=self.n_groups)
+            movable = counts[groups] > 1
+            cand = torch.where(movable, score[:, i], torch.full_like(score[:, i], -float("inf")))
+            groups[int(cand.argmax())] = i
+        return groups
 
     def batch_stats(self, x: Tensor, groups: Tensor) -> dict:
         """Per-group count, sum and sum of squares (sum keeps the gradient to ``x``)."""
