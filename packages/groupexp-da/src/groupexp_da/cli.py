@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--out", required=True)
     w.set_defaults(func=cmd_show)
 
-    m = sub.add_parser("demo", help="synth -> source PointPillars (ROS) -> ST3D round(s) -> AP table + BEV plots")
+    m = sub.add_parser("demo", help="synth -> ROS PointPillars -> ST3D and/or GroupEXP rounds -> AP, plots, recall")
     m.add_argument("--out", required=True)
     m.add_argument("--frames-source", type=int, default=200)
     m.add_argument("--frames-target", type=int, default=100)
