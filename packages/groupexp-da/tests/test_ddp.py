@@ -310,3 +310,57 @@ def test_torchrun_two_ranks_train_and_label_like_one_process(synth, tmp_path):
     assert all(len(r["samples"][str(ddp / "adapt" / "round_0" / "train")]) > 0 for r in ranks)
     hist = json.loads((ddp / "adapt" / "history.json").read_text())
     assert [h["round"] for h in hist] == [-1, 0]
+
+
+GROUP_CONFIG = """
+_base_ = ['@BASE@']
+train_dataloader = dict(batch_size=2)
+train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1000)
+default_hooks = dict(logger=dict(type='LoggerHook', interval=1))
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_group_statistics_identical_across_ranks(synth, tmp_path):
+    """GroupEXP stage 1 under torchrun (2 gloo ranks, batch 2 each, 1 epoch): the Gaussian groups'
+    buffers (mu, var, weight, initialized) end bitwise equal on both ranks although each rank saw
+    other frames (k-means on rank 0 is broadcast, every EMA step uses statistics summed over the
+    ranks), and only rank 0 writes ``groups.json``."""
+    from groupexp_da.engine.checkpoint import load_state_dict
+
+    src, tgt = str(synth / "source"), str(synth / "target")
+    ddp, dump = tmp_path / "ddp", tmp_path / "dump"
+    dump.mkdir()
+    cfg = tmp_path / "group_cfg.py"
+    cfg.write_text(
+        GROUP_CONFIG.replace("@BASE@", str(SHIPPED / "pointpillars_synth_groupexp_src_cpu.py"))
+    )
+    data = ["--source", src, "--target", tgt, "--device", "cpu"]
+    commands = [["train", str(cfg), *data, "--work-dir", str(ddp / "train"), "--cfg-options", *DDP]]
+    env = dict(
+        os.environ,
+        DDP_WATCH=str(ddp),
+        DDP_DUMP=str(dump),
+        DDP_COMMANDS=json.dumps(commands),
+        OMP_NUM_THREADS="1",
+        CUDA_VISIBLE_DEVICES="",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(WORLD),
+         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), __file__],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((dump / f"rank{r}.json").read_text()) for r in range(WORLD)]
+    assert ranks[1]["writes"] == []
+    assert str(ddp / "train" / "groups.json") in ranks[0]["writes"]
+    seen = [{i for _, ids in r["samples"][str(ddp / "train")] for i in ids} for r in ranks]
+    assert not seen[0] & seen[1]
+    states = [torch.load(dump / f"rank{r}_train.pt", weights_only=True) for r in range(WORLD)]
+    keys = [k for k in states[0] if ".groups." in f".{k}"]
+    assert {k.rsplit(".", 1)[1] for k in keys} >= {"mu", "var", "weight", "initialized"}
+    for k in keys:
+        assert torch.equal(states[0][k], states[1][k]), k
+    saved = load_state_dict(ddp / "train" / "epoch_1.pth")
+    for k in keys:
+        assert torch.equal(saved[k], states[0][k]), k
