@@ -1,4 +1,5 @@
-"""Training rays/s of nerfacto vs instance-nerf (same scene, batch, sizes), and instance-map render time.
+"""Training rays/s of nerfacto vs instance-nerf, joint and two-stage (frozen NeRF evaluated without gradients),
+on the same scene, batch and sizes, and the instance-map render time.
 
 Prints one JSON object (last stdout line). ``--device cuda`` uses nerfacto's default sizes and the
 tcnn backend when tinycudann is importable (nerfstudio falls back to torch otherwise);
@@ -136,7 +137,20 @@ def main(argv: list[str] | None = None) -> dict:
                 InstanceFieldConfig()
             )  # the method's default sizes
         r_nerf = _time_training(nerf_cfg, a.device, warmup, iters, rays)
+        nerf_cfg._trainer.save_checkpoint(0)  # the frozen NeRF of the two-stage case
+        ckpt = next(nerf_cfg.get_checkpoint_dir().glob("step-*.ckpt"))
         r_inst = _time_training(inst_cfg, a.device, warmup, iters, rays)
+        two_cfg = instance_cpu_config(
+            tmp / "scene",
+            tmp / "r2",
+            rays_per_batch=rays,
+            device=a.device,
+            nerfacto_checkpoint=ckpt,
+            **over,
+        )
+        if gpu:
+            two_cfg.pipeline.model.instance_field = InstanceFieldConfig()
+        r_two = _time_training(two_cfg, a.device, warmup, iters, rays)
         render_s = _render_time(inst_cfg._trainer, size, a.device, 1 if not gpu or a.quick else 3)
     res = {
         "benchmark": "train_rays",
@@ -147,6 +161,9 @@ def main(argv: list[str] | None = None) -> dict:
             "instance_nerf_rays_per_s": round(r_inst, 1),
             "ratio": round(r_inst / r_nerf, 3),
             "goal_ratio": 0.7,
+            "two_stage_rays_per_s": round(r_two, 1),
+            "two_stage_ratio": round(r_two / r_nerf, 3),
+            "two_stage_goal_ratio": 1.0,
             "rays_per_batch": rays,
             "timed_iters": iters,
             "render_size": size,

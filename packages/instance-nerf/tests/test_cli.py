@@ -180,3 +180,136 @@ def test_run_commands_on_trained_model(tiny_scene, tmp_path, capsys):
         "not a .npy array file",
     )
     assert build_parser().parse_args(["demo", "--out", "x"]).nerf_iters == 300
+
+
+def test_part2_verbs_bad_input(tmp_path, capsys):
+    (tmp_path / "r.pt").write_text("not a checkpoint")
+    np.savez(tmp_path / "g.npz", rgbsigma=np.zeros((8, 8, 4, 4), np.float32))
+    _assert_cli_error(
+        capsys,
+        [
+            "rcnn",
+            "predict",
+            "--ckpt",
+            str(tmp_path / "r.pt"),
+            "--grid",
+            str(tmp_path / "g.npz"),
+            "--out",
+            str(tmp_path / "m.npz"),
+        ],
+        "r.pt",
+        "not a",
+    )
+    assert not (tmp_path / "m.npz").exists()
+    _assert_cli_error(
+        capsys,
+        [
+            "pipeline",
+            "--scene",
+            str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path / "run"),
+            "--oracle-3d",
+            "--panoptic",
+            str(tmp_path),
+        ],
+        "transforms.json",
+    )
+    _assert_cli_error(
+        capsys,
+        [
+            "masks",
+            "--scene",
+            str(tmp_path),
+            "--model",
+            str(tmp_path / "m2f"),
+            "--out",
+            str(tmp_path / "p"),
+        ],
+        "m2f",
+        "Mask2Former folder not found",
+    )
+    _assert_cli_error(
+        capsys, ["synth-grids", "--out", str(tmp_path / "g"), "--seeds", "5:2"], "5:2"
+    )
+
+
+def test_eval_masks_and_match_cli(tiny_scene, tmp_path, capsys):
+    from instance_nerf.data.noisy import write_noisy_panoptic
+    from instance_nerf.matching.scene import oracle_masks3d
+
+    write_noisy_panoptic(tiny_scene, tmp_path / "pan", 3, "medium")
+    capsys.readouterr()
+    assert (
+        main(["eval-masks", "--scene", str(tiny_scene), "--panoptic", str(tmp_path / "pan")]) == 0
+    )
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0 <= res["pq"] <= 1 and res["views"] == 2
+    oracle_masks3d(tiny_scene, tmp_path / "m3d.npz")
+    from instance_nerf.data.io import read_npz, save_npz
+
+    g = read_npz(tiny_scene / "scene.npz")["instance_grid"]
+    rs = np.zeros((*g.shape, 4), np.float32)
+    rs[..., 3] = (g >= 0).astype(np.float32)
+    save_npz(
+        tmp_path / "grid.npz",
+        rgbsigma=rs,
+        sigma_is_alpha=np.array(True),
+        bbox_min=np.array([-1.05, -1.05, -0.05]),
+        bbox_max=np.array([1.0, 1.0, 1.0]),
+    )
+    assert (
+        main(
+            [
+                "project",
+                "--scene",
+                str(tiny_scene),
+                "--grid",
+                str(tmp_path / "grid.npz"),
+                "--masks3d",
+                str(tmp_path / "m3d.npz"),
+                "--out",
+                str(tmp_path / "proj"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "match",
+                "--scene",
+                str(tiny_scene),
+                "--panoptic",
+                str(tmp_path / "pan"),
+                "--projected",
+                str(tmp_path / "proj"),
+                "--masks3d",
+                str(tmp_path / "m3d.npz"),
+                "--out",
+                str(tmp_path / "matched"),
+            ]
+        )
+        == 0
+    )
+    meta = json.loads((tmp_path / "matched.json").read_text())
+    assert meta["num_instances"] == 4 and len(list((tmp_path / "matched").glob("*.png"))) == 4
+    (tmp_path / "pan" / "frame_0000.png").unlink()
+    _assert_cli_error(
+        capsys,
+        [
+            "match",
+            "--scene",
+            str(tiny_scene),
+            "--panoptic",
+            str(tmp_path / "pan"),
+            "--projected",
+            str(tmp_path / "proj"),
+            "--masks3d",
+            str(tmp_path / "m3d.npz"),
+            "--out",
+            str(tmp_path / "m2"),
+        ],
+        "pan",
+        "no panoptic mask",
+    )

@@ -49,3 +49,25 @@ def test_query_points_and_ply(tmp_path):
 def test_degenerate_aabb():
     with pytest.raises(ValueError, match="degenerate"):
         grid_axes(np.zeros((2, 3)), 8)
+
+
+def test_mesh_export_of_a_voxel_cube(tmp_path):
+    from instance_nerf.engine.grid import export_instances_mesh
+
+    inst = np.zeros((6, 6, 6), dtype=np.int16)
+    inst[1:5, 1:5, 1:5] = 1
+    rgbsigma = np.zeros((6, 6, 6, 4), dtype=np.float32)
+    rgbsigma[..., 3] = 10.0
+    grid = {
+        "instance": inst,
+        "rgbsigma": rgbsigma,
+        "bbox_min": np.zeros(3),
+        "bbox_max": np.ones(3) * 6,
+    }
+    tris = export_instances_mesh(grid, tmp_path, min_density=5.0)
+    assert list(tris) == [1] and tris[1] > 0
+    lines = (tmp_path / "instance_001_mesh.ply").read_text().splitlines()
+    n = int(lines[2].split()[-1])
+    verts = np.array([[float(v) for v in ln.split()] for ln in lines[9 : 9 + n]])
+    # the level-0.5 surface of voxels 1..4 lies half a voxel outside their centres: [1, 5]
+    assert np.allclose(verts.min(0), 1.0) and np.allclose(verts.max(0), 5.0)

@@ -1,4 +1,4 @@
-"""``instance-nerf`` command line: synth, demo, eval, extract-grid, query, export."""
+"""``instance-nerf`` command line: part 1 (synth, demo, eval, extract-grid, query, export) and the pipeline verbs."""
 
 from __future__ import annotations
 
@@ -28,7 +28,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
         height=args.size,
         voxel_resolution=args.voxel_resolution,
     )
-    print(json.dumps(generate(Path(args.out), cfg, noisy_masks=args.noisy_masks)))
+    summary = generate(Path(args.out), cfg, noisy_masks=args.noisy_masks)
+    if args.panoptic_noise:
+        from instance_nerf.data.noisy import write_noisy_panoptic
+
+        out = Path(args.out) / f"panoptic_{args.panoptic_noise}"
+        summary["panoptic"] = write_noisy_panoptic(
+            Path(args.out), out, args.seed, args.panoptic_noise
+        )["out"]
+    print(json.dumps(summary))
     return 0
 
 
@@ -86,7 +94,193 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     grid = pipeline_grid(_pipeline(args), args.resolution, args.num_views, device=args.device)
     written = export_instances_ply(grid, args.out, args.min_density, args.with_background)
-    print(json.dumps({"out": args.out, "points_per_instance": written}))
+    summary = {"out": args.out, "points_per_instance": written}
+    if args.mesh:
+        from instance_nerf.engine.grid import export_instances_mesh
+
+        summary["triangles_per_instance"] = export_instances_mesh(
+            grid, args.out, args.min_density, args.with_background
+        )
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_synth_grids(args: argparse.Namespace) -> int:
+    from instance_nerf.rcnn.data import synth_grids
+
+    lo, hi = _range(args.seeds)
+    olo, ohi = _range(args.objects)
+    print(
+        json.dumps(
+            synth_grids(
+                Path(args.out),
+                range(lo, hi),
+                args.resolution,
+                args.corrupt == "nerf",
+                (olo, ohi - 1),
+            )
+        )
+    )
+    return 0
+
+
+def _range(text: str) -> tuple[int, int]:
+    try:
+        a, b = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise InstanceNerfError(f"{text!r}: expected START:STOP") from None
+    if b <= a:
+        raise InstanceNerfError(f"{text!r}: STOP must be larger than START")
+    return a, b
+
+
+def cmd_rcnn(args: argparse.Namespace) -> int:
+    from instance_nerf.rcnn.model import NeRFRCNN
+    from instance_nerf.rcnn.train import evaluate_rcnn, train_rcnn
+
+    if args.rcnn_command == "train":
+        res = train_rcnn(
+            Path(args.data),
+            Path(args.out),
+            args.backbone,
+            args.epochs_rpn,
+            args.epochs_heads,
+            args.batch_size,
+            args.lr,
+            device=_device(args.device),
+        )
+        print(json.dumps(res["history"][-1] if res["history"] else {}))
+    elif args.rcnn_command == "predict":
+        from instance_nerf.engine.pipeline import rcnn_masks3d
+
+        print(
+            json.dumps(
+                rcnn_masks3d(
+                    Path(args.ckpt),
+                    Path(args.grid),
+                    Path(args.out),
+                    args.score_thresh,
+                    _device(args.device),
+                )
+            )
+        )
+    else:
+        model = NeRFRCNN.load(args.ckpt, _device(args.device))
+        print(json.dumps(evaluate_rcnn(model, Path(args.data), args.split, args.device)))
+    return 0
+
+
+def cmd_masks(args: argparse.Namespace) -> int:
+    from instance_nerf.engine.pipeline import mask2former_panoptic
+
+    print(
+        json.dumps(
+            mask2former_panoptic(
+                Path(args.scene),
+                Path(args.model),
+                Path(args.out),
+                _device(args.device),
+                args.class_map,
+            )
+        )
+    )
+    return 0
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    from instance_nerf.matching.scene import occupancy_from_grid, project_scene
+
+    counts = project_scene(
+        Path(args.scene),
+        occupancy_from_grid(Path(args.grid)),
+        Path(args.masks3d),
+        Path(args.out),
+        args.mode,
+    )
+    print(
+        json.dumps({"out": args.out, "views": len(counts), "labelled_pixels": sum(counts.values())})
+    )
+    return 0
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    from instance_nerf.matching.scene import match_scene
+
+    print(
+        json.dumps(
+            match_scene(
+                Path(args.scene),
+                Path(args.panoptic),
+                Path(args.projected),
+                Path(args.masks3d),
+                Path(args.out),
+                args.iou_thresh,
+                args.split_merged,
+            )
+        )
+    )
+    return 0
+
+
+def cmd_refine(args: argparse.Namespace) -> int:
+    from instance_nerf.engine.pipeline import refine_run
+
+    print(
+        json.dumps(
+            refine_run(Path(args.config), Path(args.out), args.refiner, _device(args.device))
+        )
+    )
+    return 0
+
+
+def cmd_eval_masks(args: argparse.Namespace) -> int:
+    from instance_nerf.eval.panoptic_eval import evaluate_panoptic
+
+    print(json.dumps(evaluate_panoptic(Path(args.scene), Path(args.panoptic), args.split)))
+    return 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from instance_nerf.engine.pipeline import PipelineConfig, run_pipeline
+
+    cfg = PipelineConfig(
+        scene=Path(args.scene),
+        out=Path(args.out),
+        rcnn=Path(args.rcnn) if args.rcnn else None,
+        oracle_3d=args.oracle_3d,
+        m2f=Path(args.m2f) if args.m2f else None,
+        panoptic=Path(args.panoptic) if args.panoptic else None,
+        refine=None if args.refine == "none" else args.refine,
+        resolution=args.resolution,
+        nerf_iters=args.nerf_iters,
+        stage_a_iters=args.stage_a_iters,
+        stage_b_iters=args.stage_b_iters,
+        rays=args.rays,
+        projection=args.mode,
+        device=_device(args.device),
+    )
+    print(json.dumps(run_pipeline(cfg)))
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from instance_nerf.engine.experiment import ExperimentConfig, run_experiment
+
+    lo, hi = _range(args.seeds)
+    cfg = ExperimentConfig(
+        out=Path(args.out),
+        seeds=tuple(range(lo, hi)),
+        severity=args.severity,
+        rcnn=Path(args.rcnn) if args.rcnn else None,
+        nerf_iters=args.nerf_iters,
+        stage_a_iters=args.stage_a_iters,
+        stage_b_iters=args.stage_b_iters,
+        rays=args.rays,
+        device=_device(args.device),
+        views=args.views,
+    )
+    summary = run_experiment(cfg)
+    print(json.dumps({"out": args.out, "table": summary["table"], "checks": summary["checks"]}))
     return 0
 
 
@@ -119,6 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--voxel-resolution", type=int, default=64)
     s.add_argument(
         "--noisy-masks", action="store_true", help="also write per-view perturbed, permuted masks"
+    )
+    s.add_argument(
+        "--panoptic-noise",
+        choices=["low", "medium", "high"],
+        help="also write noisy panoptic masks (the spec's noise model) to panoptic_<severity>/",
     )
     s.set_defaults(func=cmd_synth)
 
@@ -168,6 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--num-views", type=int, default=4)
     x.add_argument("--min-density", type=float, default=5.0)
     x.add_argument("--with-background", action="store_true")
+    x.add_argument(
+        "--mesh",
+        action="store_true",
+        help="also a marching-cubes mesh per instance (instance_XXX_mesh.ply)",
+    )
     x.set_defaults(func=cmd_export)
 
     d = sub.add_parser("demo", help="synth -> nerfacto -> instance field -> eval -> renders")
@@ -178,6 +382,126 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--instance-iters", type=int, default=1000)
     d.add_argument("--rays", type=int, default=1024)
     d.set_defaults(func=cmd_demo)
+    sg = sub.add_parser(
+        "synth-grids", help="analytic RGB+alpha grids with boxes/masks to train NeRF-RCNN"
+    )
+    sg.add_argument("--out", required=True)
+    sg.add_argument("--seeds", default="1000:1400", help="START:STOP")
+    sg.add_argument("--resolution", type=int, default=64)
+    sg.add_argument("--corrupt", choices=["nerf", "none"], default="nerf")
+    sg.add_argument("--objects", default="3:9", help="START:STOP objects per scene")
+    sg.set_defaults(func=cmd_synth_grids)
+
+    r = sub.add_parser("rcnn", help="NeRF-RCNN: train | predict | eval")
+    rsub = r.add_subparsers(dest="rcnn_command", required=True)
+    rt = rsub.add_parser(
+        "train", help="stage 1 backbone+FCOS, stage 2 RoI heads; resumes per epoch"
+    )
+    rt.add_argument("--data", required=True)
+    rt.add_argument("--out", required=True)
+    rt.add_argument("--backbone", choices=["tiny", "small", "vgg19"], default="tiny")
+    rt.add_argument("--epochs-rpn", type=int, default=10)
+    rt.add_argument("--epochs-heads", type=int, default=10)
+    rt.add_argument("--batch-size", type=int, default=2)
+    rt.add_argument("--lr", type=float, default=1e-3)
+    rp = rsub.add_parser("predict", help="3D instance masks of one grid -> masks3d.npz")
+    rp.add_argument("--ckpt", required=True)
+    rp.add_argument("--grid", required=True)
+    rp.add_argument("--out", required=True)
+    rp.add_argument("--score-thresh", type=float, default=0.5)
+    re_ = rsub.add_parser("eval", help="mask/box AP@0.25/0.5 on a synth-grids split")
+    re_.add_argument("--ckpt", required=True)
+    re_.add_argument("--data", required=True)
+    re_.add_argument("--split", default="val")
+    for sp in (rt, rp, re_):
+        sp.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    r.set_defaults(func=cmd_rcnn)
+
+    mk = sub.add_parser(
+        "masks", help="Mask2Former panoptic masks of the training views (local folder only)"
+    )
+    mk.add_argument("--scene", required=True)
+    mk.add_argument(
+        "--model", required=True, help="folder with a saved Mask2Former and its image processor"
+    )
+    mk.add_argument("--out", required=True)
+    mk.add_argument("--class-map", default="coco_to_nyu40", help="bundled name or a JSON file")
+    mk.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    mk.set_defaults(func=cmd_masks)
+
+    pj = sub.add_parser("project", help="project masks3d.npz into every training view")
+    pj.add_argument("--scene", required=True)
+    pj.add_argument("--grid", required=True)
+    pj.add_argument("--masks3d", required=True)
+    pj.add_argument("--out", required=True)
+    pj.add_argument("--mode", choices=["raycast", "splat"], default="raycast")
+    pj.set_defaults(func=cmd_project)
+
+    mt = sub.add_parser(
+        "match", help="give each 2D segment the id of the projection it overlaps most"
+    )
+    mt.add_argument("--scene", required=True)
+    mt.add_argument("--panoptic", required=True)
+    mt.add_argument("--projected", required=True)
+    mt.add_argument("--masks3d", required=True)
+    mt.add_argument("--out", required=True)
+    mt.add_argument("--iou-thresh", type=float, default=0.05)
+    mt.add_argument("--split-merged", action="store_true")
+    mt.set_defaults(func=cmd_match)
+
+    rf = sub.add_parser(
+        "refine", help="render a run's training views, refine each instance, composite"
+    )
+    run_args(rf)
+    rf.add_argument("--out", required=True)
+    rf.add_argument("--refiner", choices=["guided"], default="guided")
+    rf.set_defaults(func=cmd_refine)
+
+    em = sub.add_parser("eval-masks", help="score 2D panoptic masks as they are against instances/")
+    em.add_argument("--scene", required=True)
+    em.add_argument("--panoptic", required=True)
+    em.add_argument("--split", default="test", choices=["train", "test"])
+    em.set_defaults(func=cmd_eval_masks)
+
+    def budgets(sp):
+        sp.add_argument("--nerf-iters", type=int, default=300)
+        sp.add_argument("--stage-a-iters", type=int, default=1000)
+        sp.add_argument("--stage-b-iters", type=int, default=800)
+        sp.add_argument("--rays", type=int, default=1024)
+        sp.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+
+    pl = sub.add_parser(
+        "pipeline",
+        help="nerfacto -> grid -> 3D masks -> 2D masks -> project -> match -> field -> refine -> field",
+    )
+    pl.add_argument("--scene", required=True)
+    pl.add_argument("--out", required=True)
+    src3 = pl.add_mutually_exclusive_group(required=True)
+    src3.add_argument("--rcnn", help="NeRF-RCNN checkpoint")
+    src3.add_argument(
+        "--oracle-3d", action="store_true", help="true voxel masks of a synthetic scene"
+    )
+    src2 = pl.add_mutually_exclusive_group(required=True)
+    src2.add_argument("--m2f", help="local Mask2Former folder")
+    src2.add_argument("--panoptic", help="an existing panoptic folder")
+    pl.add_argument("--refine", choices=["guided", "none"], default="guided")
+    pl.add_argument("--resolution", type=int, default=64)
+    pl.add_argument("--mode", choices=["raycast", "splat"], default="raycast")
+    budgets(pl)
+    pl.set_defaults(func=cmd_pipeline)
+
+    ex = sub.add_parser(
+        "experiment", help="experiments: noisy (pipeline vs noisy per-view 2D masks)"
+    )
+    exs = ex.add_subparsers(dest="experiment", required=True)
+    nz = exs.add_parser("noisy", help="rows B0, B1, M1, M2, M3, O over seeds")
+    nz.add_argument("--out", required=True)
+    nz.add_argument("--seeds", default="100:105")
+    nz.add_argument("--severity", choices=["low", "medium", "high"], default="medium")
+    nz.add_argument("--rcnn", help="NeRF-RCNN checkpoint (default: oracle 3D masks)")
+    nz.add_argument("--views", type=int, default=48)
+    budgets(nz)
+    ex.set_defaults(func=cmd_experiment)
     return p
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+from PIL import Image
 
 
 class InstanceNerfError(ValueError):
@@ -111,3 +112,32 @@ def read_npz(path: str | Path, required: Sequence[str] = ()) -> dict[str, np.nda
     if missing:
         raise InstanceNerfError(f"{path}: missing array(s) {', '.join(missing)}")
     return data
+
+
+IGNORE_8BIT = 255
+IGNORE_16BIT = 65535
+
+
+def load_instance_mask(path: Path, ignore_value: int | None = None) -> np.ndarray:
+    """Read a single-channel id PNG as int64 (H, W) with the ignore value mapped to -1."""
+    with Image.open(path) as im:
+        if im.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
+            raise ValueError(
+                f"{path}: instance mask must be single-channel 8/16-bit, got mode {im.mode}"
+            )
+        arr = np.array(im).astype(np.int64)
+        bits16 = im.mode.startswith("I")
+    ignore = ignore_value if ignore_value is not None else (IGNORE_16BIT if bits16 else IGNORE_8BIT)
+    arr[arr == ignore] = -1
+    return arr
+
+
+def save_instance_mask(path: Path, ids: np.ndarray) -> None:
+    """Write ids (H, W) as 8-bit PNG (16-bit if any id >= 255); -1 becomes the ignore value."""
+    ids = np.asarray(ids)
+    if ids.max(initial=0) >= IGNORE_8BIT:
+        img = Image.fromarray(np.where(ids < 0, IGNORE_16BIT, ids).astype(np.uint16))
+    else:
+        img = Image.fromarray(np.where(ids < 0, IGNORE_8BIT, ids).astype(np.uint8), mode="L")
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")

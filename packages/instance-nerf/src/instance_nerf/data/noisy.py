@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from instance_nerf.data.dataset import save_instance_mask
-from instance_nerf.data.io import write_json
+from instance_nerf.data.io import save_instance_mask, write_json
 
 
 def _shift_or(m: np.ndarray) -> np.ndarray:
@@ -193,8 +192,7 @@ def write_noisy_panoptic(
 ) -> dict:
     """Noisy panoptic masks of every view of a synthetic scene into ``out`` (+ ``mapping.json``)."""
     from instance_nerf.data.dataparser import read_instances_json
-    from instance_nerf.data.dataset import load_instance_mask
-    from instance_nerf.data.io import read_json
+    from instance_nerf.data.io import load_instance_mask, read_json
     from instance_nerf.data.panoptic import write_panoptic
     from instance_nerf.data.synth import CLASSES
 

@@ -14,8 +14,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from instance_nerf.data.dataset import save_instance_mask
-from instance_nerf.data.io import InstanceNerfError, atomic_path, save_npz, write_json
+from instance_nerf.data.io import (
+    InstanceNerfError,
+    atomic_path,
+    save_instance_mask,
+    save_npz,
+    write_json,
+)
 from instance_nerf.data.primitives import Box, Cylinder, Primitive, Sphere
 
 CLASSES = ["background", "box", "sphere", "cylinder"]

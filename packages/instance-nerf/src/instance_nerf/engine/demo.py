@@ -10,23 +10,8 @@ import torch
 from instance_nerf.data.io import write_json
 from instance_nerf.data.synth import SynthConfig, generate
 from instance_nerf.engine.config import instance_cpu_config, nerfacto_cpu_config
+from instance_nerf.engine.pipeline import train_resumable
 from instance_nerf.models.offline import latest_checkpoint
-
-
-def _train(cfg) -> Path:
-    cfg.set_timestamp()
-    cfg.timestamp = "run"
-    ckpt_dir = cfg.get_checkpoint_dir()
-    done = ckpt_dir / f"step-{cfg.max_num_iterations - 1:09d}.ckpt"
-    if done.is_file():  # finished earlier: reuse (resume granularity is the whole stage)
-        return cfg.get_base_dir() / "config.yml"
-    if ckpt_dir.is_dir() and any(ckpt_dir.glob("step-*.ckpt")):
-        cfg.load_dir = ckpt_dir  # resume from the last checkpoint
-    trainer = cfg.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    cfg.save_config()
-    trainer.train()
-    return cfg.get_base_dir() / "config.yml"
 
 
 def run_demo(
@@ -62,7 +47,7 @@ def run_demo(
         device=device,
     )
     nerf_cfg.steps_per_save = max(50, nerf_iters // 4)
-    _train(nerf_cfg)
+    train_resumable(nerf_cfg)
     times["nerfacto_s"] = time.time() - t
 
     t = time.time()
@@ -76,7 +61,7 @@ def run_demo(
         device=device,
     )
     inst_cfg.steps_per_save = max(50, instance_iters // 3)
-    config_path = _train(inst_cfg)
+    config_path = train_resumable(inst_cfg)
     times["instance_s"] = time.time() - t
 
     t = time.time()

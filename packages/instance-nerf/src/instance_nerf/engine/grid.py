@@ -89,8 +89,10 @@ def model_field_fn(model, device: torch.device | str = "cpu") -> FieldFn:
         p = p.to(device)
         rs = samples(p, dirs[0].to(device))
         density, geo = field.get_density(rs)
-        pos = field._sample_locations
-        logits = field.instance_logits(pos, geo)
+        if hasattr(field, "instance_logits"):
+            logits = field.instance_logits(field._sample_locations, geo)
+        else:  # a plain nerfacto run (the RCNN's input grid): one "background" logit
+            logits = torch.zeros(len(p), 1, device=device)
         rgb = torch.zeros(len(p), 3, device=device)
         for d in dirs:
             out = field.get_outputs(samples(p, d.to(device)), density_embedding=geo)
@@ -206,4 +208,46 @@ def export_instances_ply(
         sel = occ & (grid["instance"] == k)
         write_ply(out / f"instance_{int(k):03d}.ply", xyz[sel], grid["rgbsigma"][sel][:, :3])
         written[int(k)] = int(sel.sum())
+    return written
+
+
+def write_mesh_ply(path: str | Path, verts: np.ndarray, faces: np.ndarray) -> Path:
+    """ASCII PLY triangle mesh, written atomically."""
+    with atomic_write(path) as f:
+        f.write(f"ply\nformat ascii 1.0\nelement vertex {len(verts)}\n")
+        f.write("property float x\nproperty float y\nproperty float z\n")
+        f.write(f"element face {len(faces)}\nproperty list uchar int vertex_indices\nend_header\n")
+        for x, y, z in verts:
+            f.write(f"{x:.5f} {y:.5f} {z:.5f}\n")
+        for a, b, c in faces:
+            f.write(f"3 {a} {b} {c}\n")
+    return Path(path)
+
+
+def export_instances_mesh(
+    grid: dict[str, np.ndarray], out: str | Path, min_density: float, with_background: bool = False
+) -> dict[int, int]:
+    """One ``instance_XXX_mesh.ply`` per instance: marching cubes (scikit-image) on its occupied voxels.
+
+    Returns the triangle count per instance. Vertices are in world coordinates (voxel centres at level 0.5).
+    """
+    from skimage.measure import marching_cubes
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dims = np.array(grid["instance"].shape)
+    lo = np.asarray(grid["bbox_min"], np.float64)
+    step = (np.asarray(grid["bbox_max"], np.float64) - lo) / dims
+    occ = grid["rgbsigma"][..., 3] > min_density
+    written = {}
+    for k in np.unique(grid["instance"][occ]):
+        if k == 0 and not with_background:
+            continue
+        vol = np.pad((occ & (grid["instance"] == k)).astype(np.float32), 1)
+        if vol.sum() == 0:
+            continue
+        verts, faces, _, _ = marching_cubes(vol, level=0.5)
+        world = lo + (verts - 1 + 0.5) * step  # undo the pad; voxel i's centre is at index i
+        write_mesh_ply(out / f"instance_{int(k):03d}_mesh.ply", world, faces)
+        written[int(k)] = int(len(faces))
     return written

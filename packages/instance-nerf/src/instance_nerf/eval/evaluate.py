@@ -9,8 +9,7 @@ import torch
 from PIL import Image
 
 from instance_nerf.data.dataparser import read_instances_json
-from instance_nerf.data.dataset import load_instance_mask
-from instance_nerf.data.io import InstanceNerfError, atomic_path, write_json
+from instance_nerf.data.io import InstanceNerfError, atomic_path, load_instance_mask, write_json
 from instance_nerf.engine.infer import render_split
 from instance_nerf.eval.metrics import (
     consistency,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from instance_nerf.data.dataparser import InstanceDataParserConfig, read_instances_json
-from instance_nerf.data.dataset import load_instance_mask
+from instance_nerf.data.io import load_instance_mask
 from instance_nerf.data.panoptic import read_panoptic
 from instance_nerf.eval.metrics import (
     consistency,

@@ -7,8 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from instance_nerf.data.dataparser import InstanceDataParserConfig
-from instance_nerf.data.dataset import save_instance_mask
-from instance_nerf.data.io import InstanceNerfError, read_npz, save_npz, write_json
+from instance_nerf.data.io import (
+    InstanceNerfError,
+    read_npz,
+    save_instance_mask,
+    save_npz,
+    write_json,
+)
 from instance_nerf.data.panoptic import read_panoptic
 from instance_nerf.matching.match import match_view
 from instance_nerf.matching.project import PinholeCamera, project_instances
@@ -134,7 +139,7 @@ def match_scene(
     split_merged: bool = False,
 ) -> dict:
     """Match every training view; write ``out/<stem>.png`` and ``<out>.json`` (the dataparser's instances json)."""
-    from instance_nerf.data.dataset import load_instance_mask
+    from instance_nerf.data.io import load_instance_mask
 
     cams = scene_cameras(scene, "train")
     stems = list(cams)
