@@ -7,7 +7,7 @@ import torch
 
 from instance_nerf.engine.config import instance_cpu_config, nerfacto_cpu_config
 from instance_nerf.models.losses import instance_ce_loss
-from instance_nerf.models.offline import latest_checkpoint
+from instance_nerf.models.offline import latest_checkpoint, load_checkpoint
 
 
 def test_registered_in_nerfstudio_registries():
@@ -84,6 +84,21 @@ def test_two_stage_freezes_nerf(tiny_scene, tmp_path):
         assert torch.equal(v, ref[k])  # frozen
     moved = [not torch.equal(a, b) for a, b in zip(inst_before, model.field.instance_parameters())]
     assert any(moved)
+
+    # A nerfacto checkpoint from multi-GPU training keeps DDP's "module." prefix; it loads too.
+    blob = load_checkpoint(ckpt)
+    blob["pipeline"] = {
+        k.replace("_model.", "_model.module.", 1): v for k, v in blob["pipeline"].items()
+    }
+    ddp_ckpt = tmp_path / "ddp" / "step-000000002.ckpt"
+    ddp_ckpt.parent.mkdir()
+    torch.save(blob, ddp_ckpt)
+    with torch.no_grad():
+        for v in model.field.mlp_base.parameters():
+            v.zero_()
+    model.load_nerfacto(ddp_ckpt)
+    for k, v in model.field.mlp_base.state_dict().items():
+        assert torch.equal(v, ref[k])
 
 
 @pytest.mark.gpu

@@ -115,8 +115,13 @@ class InstanceNerfModel(NerfactoModel):
             sub = path / "nerfstudio_models"
             path = latest_checkpoint(sub if sub.is_dir() else path)
         state = load_checkpoint(path)["pipeline"]
-        prefix = "_model."
-        weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        # a checkpoint from multi-GPU training keeps DDP's "module." inside the model prefix
+        weights = {}
+        for key, value in state.items():
+            for prefix in ("_model.module.", "_model."):
+                if key.startswith(prefix):
+                    weights[key[len(prefix) :]] = value
+                    break
         skip = ("lpips.", "camera_optimizer.", "device_indicator_param")
         weights = {k: v for k, v in weights.items() if not k.startswith(skip)}
         own = self.state_dict()
@@ -130,7 +135,7 @@ class InstanceNerfModel(NerfactoModel):
         missing = [
             k
             for k in missing
-            if not k.startswith(("field.instance_", "lpips.", "camera_optimizer."))
+            if not k.startswith(("field.instance_", *skip))
         ]
         if missing or unexpected:
             raise ValueError(
