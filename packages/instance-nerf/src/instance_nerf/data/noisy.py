@@ -194,7 +194,7 @@ def write_noisy_panoptic(
     from instance_nerf.data.dataparser import read_instances_json
     from instance_nerf.data.io import load_instance_mask, read_json
     from instance_nerf.data.panoptic import write_panoptic
-    from instance_nerf.data.synth import CLASSES
+    from instance_nerf.data.primitives import CLASSES
 
     scene = Path(scene)
     frames = read_json(scene / "transforms.json")["frames"]

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# Class names of the procedural scenes, index = class id (0 is the background).
+CLASSES = ["background", "box", "sphere", "cylinder"]
+
 EPS = 1e-6
 
 

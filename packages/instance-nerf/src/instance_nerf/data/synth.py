@@ -21,9 +21,8 @@ from instance_nerf.data.io import (
     save_npz,
     write_json,
 )
-from instance_nerf.data.primitives import Box, Cylinder, Primitive, Sphere
+from instance_nerf.data.primitives import CLASSES, Box, Cylinder, Primitive, Sphere
 
-CLASSES = ["background", "box", "sphere", "cylinder"]
 LIGHT = np.array([0.45, 0.3, 1.0]) / np.linalg.norm([0.45, 0.3, 1.0])
 BACKGROUND_RGB = np.array([1.0, 1.0, 1.0])
 SCENE_AABB = np.array([[-1.05, -1.05, -0.05], [1.0, 1.0, 1.0]])

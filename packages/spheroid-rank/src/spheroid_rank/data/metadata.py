@@ -21,7 +21,9 @@ import logging
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from sklearn.model_selection import GroupShuffleSplit
 
 from spheroid_rank.data.io import ImageReadError, SpheroidRankError, bit_depth
 from spheroid_rank.data.plate import is_inner, normalize_well, parse_well
@@ -265,3 +267,15 @@ def attach_truth(meta: pd.DataFrame, data_dir: str | Path | None) -> pd.DataFram
     if "plate" not in t.columns or t["plate"].isna().all():
         return meta.merge(t[["well", "true_efficacy"]], on="well", how="left")
     return meta.merge(t[["plate", "well", "true_efficacy"]], on=["plate", "well"], how="left")
+
+
+def probe_split(
+    meta: pd.DataFrame, min_day: int, test_size: float = 0.4, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, test) of images with day >= ``min_day``, split by well."""
+    idx = np.flatnonzero(meta["day"].astype(int).to_numpy() >= min_day)
+    groups = (meta["plate"].astype(str) + "/" + meta["well"]).to_numpy()[idx]
+    tr, te = next(
+        GroupShuffleSplit(1, test_size=test_size, random_state=seed).split(idx, groups=groups)
+    )
+    return idx[tr], idx[te]

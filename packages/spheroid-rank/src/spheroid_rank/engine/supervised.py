@@ -11,9 +11,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from spheroid_rank.data.dataset import SpheroidImages
-from spheroid_rank.data.metadata import GROUPS
+from spheroid_rank.data.metadata import GROUPS, probe_split
 from spheroid_rank.data.transforms import eval_transform, weak_transform
-from spheroid_rank.eval.probe import probe_split
 from spheroid_rank.models.backbones import create_backbone, feature_dim
 
 

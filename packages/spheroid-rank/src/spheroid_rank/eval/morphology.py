@@ -12,6 +12,7 @@ from scipy import ndimage
 from skimage import filters, measure, morphology, segmentation, transform
 
 from spheroid_rank.data.io import read_image, save_rgb
+from spheroid_rank.eval.shape import feret_min, work_image
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +47,6 @@ class Morphology:
     n_comparable: int = 1  # objects of at least half the chosen one's size (warn when > 1)
 
 
-def feret_min(mask: np.ndarray) -> float:
-    """Minimum caliper width of a binary mask (rotating calipers over the hull edges)."""
-    pts = np.argwhere(mask).astype(np.float64)
-    if len(pts) < 3:
-        return float(len(pts) > 0)
-    # pixel corners make the width of a one-pixel-wide object 1, not 0
-    offs = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
-    corners = (pts[:, None, :] + offs[None]).reshape(-1, 2)
-    from scipy.spatial import ConvexHull
-
-    hull = corners[ConvexHull(corners).vertices]
-    edges = np.roll(hull, -1, 0) - hull
-    normals = np.stack([-edges[:, 1], edges[:, 0]], 1)
-    normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
-    proj = hull @ normals.T
-    return float((proj.max(0) - proj.min(0)).min())
-
-
 def shape_measures(mask: np.ndarray) -> dict[str, float]:
     """Area, perimeter (Crofton estimate), circularity 4*pi*A/P^2, Feret max/min,
     equivalent diameter and solidity of the largest object in ``mask``."""
@@ -96,13 +79,6 @@ def _drop_small(mask: np.ndarray, min_size: int) -> np.ndarray:
     return keep[lab]
 
 
-def _work_image(img: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    scale = min(1.0, max_side / max(img.shape))
-    if scale < 1.0:
-        img = transform.rescale(img, scale, anti_aliasing=True, preserve_range=True)
-    return img.astype(np.float32), scale
-
-
 def count_comparable(lab: np.ndarray, ratio: float = 0.5) -> int:
     """Objects not touching the image border whose area is at least ``ratio`` x the largest
     such object's area (1 for a single spheroid; many for a multi-organoid field)."""
@@ -129,7 +105,7 @@ def segment_counted(img: np.ndarray, max_side: int = 512) -> tuple[np.ndarray, n
     """
     if img.ndim == 3:
         img = img.mean(0)
-    work, scale = _work_image(img, max_side)
+    work, scale = work_image(img, max_side)
     h, w = work.shape
     sm = filters.gaussian(work, sigma=1.0)
     bg = filters.gaussian(work, sigma=max(h, w) / 6.0)

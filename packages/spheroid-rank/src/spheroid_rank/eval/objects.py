@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 from skimage import feature, filters, measure, morphology, segmentation, transform
 
-from spheroid_rank.eval.morphology import _work_image, feret_min
+from spheroid_rank.eval.shape import feret_min, work_image
 
 RIM_PX, LOW, HIGH, CLOSE_PX, OPEN_PX = 5, 0.5, 1.0, 3, 3
 
@@ -29,7 +29,7 @@ def segment_objects(img: np.ndarray, max_side: int = 1000, min_diameter: float =
     copy (at most ``max_side`` px on the long side).
     """
     gray = img.mean(0) if img.ndim == 3 else img
-    work, scale = _work_image(gray, max_side)
+    work, scale = work_image(gray, max_side)
     h, w = work.shape
     sm = filters.gaussian(work, 1.0)
     # black top-hat: thin dark structures (rims, up to ~10 px wide) stand out; broad dark

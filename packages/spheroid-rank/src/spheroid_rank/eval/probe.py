@@ -13,24 +13,11 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
-from sklearn.model_selection import GroupShuffleSplit
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from spheroid_rank.data.metadata import GROUPS
-
-
-def probe_split(
-    meta: pd.DataFrame, min_day: int, test_size: float = 0.4, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, test) of images with day >= ``min_day``, split by well."""
-    idx = np.flatnonzero(meta["day"].astype(int).to_numpy() >= min_day)
-    groups = (meta["plate"].astype(str) + "/" + meta["well"]).to_numpy()[idx]
-    tr, te = next(
-        GroupShuffleSplit(1, test_size=test_size, random_state=seed).split(idx, groups=groups)
-    )
-    return idx[tr], idx[te]
+from spheroid_rank.data.metadata import GROUPS, probe_split
 
 
 def _subsample(
