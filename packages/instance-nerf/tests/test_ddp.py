@@ -140,7 +140,9 @@ def test_two_ranks_match_one_process(tiny_scene, nerfacto_ckpt, tmp_path):
     once and loads; the ranks' patch samplers draw different rays (nerfstudio samples random rays per
     rank from its own seed; there are no epochs, so "all samples once per epoch" does not apply);
     after 4 Adam steps the instance-field weights of both ranks are bitwise equal and match the
-    1-process run within atol 1e-6 (float summation order only).
+    1-process run within atol 1e-4 (float summation order only: DDP averages two half-batch
+    gradients, one process sums the whole batch, and Adam's per-element normalisation magnifies
+    the rounding of near-zero gradients; measured up to 2.2e-5, against weight moves > 1e-2).
 
     The smoothness regulariser is off here (lambda = 0): it is normalised by its weight sum per batch,
     so averaging it over ranks is not the same number as computing it on the global batch; the
@@ -185,7 +187,7 @@ def test_two_ranks_match_one_process(tiny_scene, nerfacto_ckpt, tmp_path):
         patch = x["indices"].reshape(-1, 8, 8, 3)
         assert (patch[:, :, 1:, 2] - patch[:, :, :-1, 2] == 1).all()  # 8 consecutive columns
 
-    # ranks agree exactly; 1 process on the concatenated batches agrees within atol 1e-6
+    # ranks agree exactly; 1 process on the concatenated batches agrees within atol 1e-4
     for a, b in zip(ranks[0]["weights"], ranks[1]["weights"]):
         assert torch.equal(a, b)
     torch.manual_seed(
@@ -210,7 +212,7 @@ def test_two_ranks_match_one_process(tiny_scene, nerfacto_ckpt, tmp_path):
     ref_weights = list(ref.pipeline.model.field.instance_parameters())
     moved = 0.0
     for a, b, c in zip(ranks[0]["weights"], ref_weights, init):
-        torch.testing.assert_close(a, b.detach(), rtol=0, atol=1e-6)
+        torch.testing.assert_close(a, b.detach(), rtol=0, atol=1e-4)
         moved = max(moved, float((b - c).abs().max()))
     assert moved > 1e-2  # 4 steps at lr 3e-2 really moved the weights
     # the last checkpoint holds those weights (keys carry DDP's "module." as ns-train multi-GPU ones do)
