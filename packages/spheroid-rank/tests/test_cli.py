@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -135,3 +137,35 @@ def test_cli_verbose_shows_traceback(tmp_path):
                 str(tmp_path / "r"),
             ]
         )
+
+
+def test_help_starts_without_the_ml_stack():
+    """`--help` builds every parser without importing torch/lightly (registry choices are lazy)."""
+    code = (
+        "import sys\n"
+        "from spheroid_rank.cli import build_parser\n"
+        "build_parser()\n"
+        "print(sorted(m for m in ('torch', 'lightly', 'timm', 'pandas') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("argv", "registry"),
+    [
+        (["train", "--data", "d", "--out", "o", "--method", "nope"], "METHODS"),
+        (["rank", "--embeddings", "e", "--out", "o", "--temporal", "nope"], "TEMPORAL_MODELS"),
+    ],
+)
+def test_lazy_choices_reject_and_list_the_registry(argv, registry, capsys):
+    from spheroid_rank.models.ssl import METHODS
+    from spheroid_rank.models.temporal import TEMPORAL_MODELS
+
+    names = {"METHODS": METHODS, "TEMPORAL_MODELS": TEMPORAL_MODELS}[registry]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'nope'" in err
+    assert all(repr(name) in err for name in names)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterator
+from importlib import import_module
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from spheroid_rank.data.io import SpheroidRankError
@@ -17,7 +21,32 @@ if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger("spheroid_rank")
-SSL_DEFAULTS, SCORE_DEFAULTS = SSLConfig(), ScoreConfig()
+
+
+def field_defaults(config_class: type) -> SimpleNamespace:
+    """A config dataclass's field defaults, read without constructing (and validating) it."""
+    return SimpleNamespace(
+        **{f.name: f.default for f in dataclasses.fields(config_class) if f.init}
+    )
+
+
+class RegistryChoices:
+    """argparse ``choices`` read from a registry only when a value is checked or listed.
+
+    The registries live next to lightly/timm imports; reading them lazily keeps
+    ``spheroid-rank --help`` and bad-input calls from importing the whole stack.
+    Give such arguments a ``metavar``: argparse lists the choices of one without it
+    while the parser is being built.
+    """
+
+    def __init__(self, module: str, name: str) -> None:
+        self._load: Callable[[], list[str]] = lambda: sorted(getattr(import_module(module), name))
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._load()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -248,11 +277,9 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from spheroid_rank.data.synth import PRESETS
     from spheroid_rank.engine.config import METRICS
-    from spheroid_rank.models.ssl import METHODS
-    from spheroid_rank.models.temporal import TEMPORAL_MODELS
 
+    presets = RegistryChoices("spheroid_rank.data.synth", "PRESETS")
     ap = argparse.ArgumentParser(
         prog="spheroid-rank",
         description=(
@@ -284,9 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--focal-stack", action="store_true", help="write 3-plane focal-stack TIFFs")
     p.add_argument(
         "--preset",
-        choices=PRESETS,
+        choices=presets,
+        metavar="PRESET",
         default="easy",
-        help="easy: efficacy mostly in size; hard: size-preserving drug effects "
+        help="%(choices)s. easy: efficacy mostly in size; hard: size-preserving drug effects "
         "plus illumination/focus/debris/edge nuisances",
     )
     p.set_defaults(func=cmd_synth)
@@ -316,11 +344,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_morphology)
 
-    ssl = SSL_DEFAULTS
+    ssl = field_defaults(SSLConfig)
     p = sub.add_parser("train", help="self-supervised training (lightly + Lightning)")
     _data_args(p)
     p.add_argument("--out", required=True)
-    p.add_argument("--method", choices=sorted(METHODS), default=ssl.method)
+    p.add_argument(
+        "--method",
+        choices=RegistryChoices("spheroid_rank.models.ssl", "METHODS"),
+        metavar="METHOD",
+        default=ssl.method,
+        help="SSL method: %(choices)s (default: %(default)s)",
+    )
     p.add_argument("--backbone", default=ssl.backbone, help="timm model name")
     p.add_argument("--img-size", type=int, default=ssl.img_size)
     p.add_argument("--epochs", type=int, default=ssl.epochs)
@@ -360,12 +394,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128)
     p.set_defaults(func=cmd_embed)
 
-    sc = SCORE_DEFAULTS
+    sc = field_defaults(ScoreConfig)
     p = sub.add_parser("rank", help="temporal model + scores + ranking.csv + report.html")
     p.add_argument("--embeddings", required=True)
     p.add_argument("--morphology", help="morphology CSV for the morphology-only ranking")
     p.add_argument("--out", required=True)
-    p.add_argument("--temporal", choices=sorted(TEMPORAL_MODELS), default=sc.model)
+    p.add_argument(
+        "--temporal",
+        choices=RegistryChoices("spheroid_rank.models.temporal", "TEMPORAL_MODELS"),
+        metavar="MODEL",
+        default=sc.model,
+        help="temporal model: %(choices)s (default: %(default)s)",
+    )
     p.add_argument("--metric", choices=list(METRICS), default=sc.metric)
     p.add_argument("--history", type=int, nargs="+", default=list(sc.history))
     p.add_argument("--target-day", type=int, default=sc.target)
@@ -401,7 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None, help="override SSL epochs")
-    p.add_argument("--preset", choices=PRESETS, default="easy", help="synthetic data preset")
+    p.add_argument(
+        "--preset",
+        choices=presets,
+        metavar="PRESET",
+        default="easy",
+        help="data preset: %(choices)s",
+    )
     p.set_defaults(func=cmd_demo)
     return ap
 
