@@ -124,3 +124,83 @@ def test_synth_grids_boxes_fit_masks_and_augment(tmp_path):
             ijk = torch.nonzero(m)
             lo, hi = ijk.min(0).values.float(), ijk.max(0).values.float() + 1
             assert torch.all((lo >= b[:3] - 1) & (hi <= b[3:] + 1))
+
+
+def test_training_resumes_per_epoch_to_the_same_weights(tmp_path):
+    from instance_nerf.rcnn.data import synth_grids
+    from instance_nerf.rcnn.train import train_rcnn
+
+    synth_grids(tmp_path / "g", range(1000, 1003), resolution=16, objects=(2, 3))
+    kw = dict(backbone="tiny", epochs_rpn=2, epochs_heads=1, batch_size=2, progress=False)
+    full = train_rcnn(tmp_path / "g", tmp_path / "a", **kw)
+    assert full["finished"] and [h["stage"] for h in full["history"]] == ["rpn", "rpn", "heads"]
+    part = train_rcnn(tmp_path / "g", tmp_path / "b", max_epochs=1, **kw)
+    assert not part["finished"] and len(part["history"]) == 1
+    assert not (tmp_path / "b" / "best.pt").exists()
+    rest = train_rcnn(tmp_path / "g", tmp_path / "b", **kw)
+    assert rest["finished"] and len(rest["history"]) == 3
+    a = NeRFRCNN.load(tmp_path / "a" / "last.pt").state_dict()
+    b = NeRFRCNN.load(tmp_path / "b" / "last.pt").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # the heads stage changed only the heads
+    first = torch.load(tmp_path / "a" / "best.pt", weights_only=True)["history"]
+    assert first[-1]["stage"] == "heads" and "proposal_recall25" in first[-1]
+
+
+def test_rpn_proposals_file_and_heads_from_rpn(tmp_path, capsys):
+    import json
+
+    from instance_nerf.cli import main
+    from instance_nerf.data.io import read_npz
+    from instance_nerf.rcnn.data import synth_grids
+
+    synth_grids(tmp_path / "g", range(1000, 1003), resolution=16, objects=(2, 3))
+    rpn = tmp_path / "rpn"
+    assert (
+        main(["rpn", "train", "--data", str(tmp_path / "g"), "--out", str(rpn), "--epochs", "2"])
+        == 0
+    )
+    hist = json.loads((rpn / "history.json").read_text())
+    assert [h["stage"] for h in hist] == ["rpn", "rpn"]
+    grid = tmp_path / "g" / "grids" / "01002.npz"
+    out = tmp_path / "rois.npz"
+    assert (
+        main(
+            [
+                "rpn",
+                "predict",
+                "--ckpt",
+                str(rpn / "best.pt"),
+                "--grid",
+                str(grid),
+                "--out",
+                str(out),
+                "--top",
+                "50",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rois = read_npz(out, ("boxes", "scores", "bbox_min", "bbox_max", "nms"))
+    assert rois["boxes"].shape == (summary["proposals"], 6) and 0 < summary["proposals"] <= 50
+    assert np.all(np.diff(rois["scores"]) <= 0) and np.all(
+        rois["boxes"][:, 3:] > rois["boxes"][:, :3]
+    )
+    assert float(rois["nms"]) == pytest.approx(0.3)
+    # rcnn train --rpn: the backbone and FCOS head stay those of the RPN checkpoint
+    rc = tmp_path / "rcnn"
+    args = [
+        "rcnn",
+        "train",
+        "--data",
+        str(tmp_path / "g"),
+        "--out",
+        str(rc),
+        "--rpn",
+        str(rpn / "best.pt"),
+    ]
+    assert main(args + ["--epochs-heads", "1"]) == 0
+    a, b = NeRFRCNN.load(rpn / "best.pt").state_dict(), NeRFRCNN.load(rc / "last.pt").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a if not k.startswith("roi_heads."))
+    assert not all(torch.equal(a[k], b[k]) for k in a if k.startswith("roi_heads."))

@@ -6,14 +6,19 @@ import argparse
 import json
 from pathlib import Path
 
-from instance_nerf.data.io import InstanceNerfError
+
+def _error(message: str) -> Exception:
+    """The package's bad-input error (imported here so ``--help`` loads nothing heavy)."""
+    from instance_nerf.data.io import InstanceNerfError
+
+    return InstanceNerfError(message)
 
 
 def _device(name: str) -> str:
     import torch
 
     if name == "cuda" and not torch.cuda.is_available():
-        raise InstanceNerfError("--device cuda requested but CUDA is not available")
+        raise _error("--device cuda requested but CUDA is not available")
     return name
 
 
@@ -128,9 +133,9 @@ def _range(text: str) -> tuple[int, int]:
     try:
         a, b = (int(x) for x in text.split(":"))
     except ValueError:
-        raise InstanceNerfError(f"{text!r}: expected START:STOP") from None
+        raise _error(f"{text!r}: expected START:STOP") from None
     if b <= a:
-        raise InstanceNerfError(f"{text!r}: STOP must be larger than START")
+        raise _error(f"{text!r}: STOP must be larger than START")
     return a, b
 
 
@@ -148,6 +153,8 @@ def cmd_rcnn(args: argparse.Namespace) -> int:
             args.batch_size,
             args.lr,
             device=_device(args.device),
+            eval_limit=args.eval_limit,
+            rpn=Path(args.rpn) if args.rpn else None,
         )
         print(json.dumps(res["history"][-1] if res["history"] else {}))
     elif args.rcnn_command == "predict":
@@ -167,6 +174,39 @@ def cmd_rcnn(args: argparse.Namespace) -> int:
     else:
         model = NeRFRCNN.load(args.ckpt, _device(args.device))
         print(json.dumps(evaluate_rcnn(model, Path(args.data), args.split, args.device)))
+    return 0
+
+
+def cmd_rpn(args: argparse.Namespace) -> int:
+    if args.rpn_command == "train":
+        from instance_nerf.rcnn.train import train_rcnn
+
+        res = train_rcnn(
+            Path(args.data),
+            Path(args.out),
+            args.backbone,
+            args.epochs,
+            0,
+            args.batch_size,
+            args.lr,
+            device=_device(args.device),
+        )
+        print(json.dumps(res["history"][-1] if res["history"] else {}))
+    else:
+        from instance_nerf.rcnn.infer import rpn_proposals
+
+        print(
+            json.dumps(
+                rpn_proposals(
+                    Path(args.ckpt),
+                    Path(args.grid),
+                    Path(args.out),
+                    args.nms,
+                    args.top,
+                    _device(args.device),
+                )
+            )
+        )
     return 0
 
 
@@ -392,6 +432,25 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--objects", default="3:9", help="START:STOP objects per scene")
     sg.set_defaults(func=cmd_synth_grids)
 
+    rp_ = sub.add_parser("rpn", help="NeRF-RPN (FCOS3D) stage alone: train | predict proposals")
+    rpsub = rp_.add_subparsers(dest="rpn_command", required=True)
+    rpt = rpsub.add_parser("train", help="backbone + FCOS3D only; resumes per epoch")
+    rpt.add_argument("--data", required=True)
+    rpt.add_argument("--out", required=True)
+    rpt.add_argument("--backbone", choices=["tiny", "small", "vgg19"], default="tiny")
+    rpt.add_argument("--epochs", type=int, default=10)
+    rpt.add_argument("--batch-size", type=int, default=2)
+    rpt.add_argument("--lr", type=float, default=1e-3)
+    rpp = rpsub.add_parser("predict", help="proposals of one grid -> rois.npz (boxes, scores)")
+    rpp.add_argument("--ckpt", required=True)
+    rpp.add_argument("--grid", required=True)
+    rpp.add_argument("--out", required=True)
+    rpp.add_argument("--nms", type=float, help="proposal NMS IoU (default: the checkpoint's, 0.3)")
+    rpp.add_argument("--top", type=int, help="keep this many (default: the checkpoint's, 2500)")
+    for sp in (rpt, rpp):
+        sp.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    rp_.set_defaults(func=cmd_rpn)
+
     r = sub.add_parser("rcnn", help="NeRF-RCNN: train | predict | eval")
     rsub = r.add_subparsers(dest="rcnn_command", required=True)
     rt = rsub.add_parser(
@@ -404,6 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--epochs-heads", type=int, default=10)
     rt.add_argument("--batch-size", type=int, default=2)
     rt.add_argument("--lr", type=float, default=1e-3)
+    rt.add_argument(
+        "--rpn", help="start from an 'instance-nerf rpn train' checkpoint; trains the heads only"
+    )
+    rt.add_argument(
+        "--eval-limit", type=int, help="validation scenes scored during training (default: all)"
+    )
     rp = rsub.add_parser("predict", help="3D instance masks of one grid -> masks3d.npz")
     rp.add_argument("--ckpt", required=True)
     rp.add_argument("--grid", required=True)
@@ -509,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point: bad input exits with status 2 and one line naming the file."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from instance_nerf.data.io import InstanceNerfError
+
     try:
         return int(args.func(args) or 0)
     except (InstanceNerfError, OSError, ValueError, KeyError, EOFError) as exc:

@@ -132,11 +132,7 @@ class InstanceNerfModel(NerfactoModel):
                 f"{tuple(weights[bad[0]].shape)} vs {tuple(own[bad[0]].shape)}); use the same nerfacto sizes"
             )
         missing, unexpected = self.load_state_dict(weights, strict=False)
-        missing = [
-            k
-            for k in missing
-            if not k.startswith(("field.instance_", *skip))
-        ]
+        missing = [k for k in missing if not k.startswith(("field.instance_", *skip))]
         if missing or unexpected:
             raise ValueError(
                 f"{path}: not a nerfacto checkpoint (missing {missing[:3]}, unexpected {unexpected[:3]})"

@@ -160,7 +160,9 @@ class GridDataset(Dataset):
         self.names = list(meta[split])
         self.classes = list(meta.get("classes", CLASSES))
         self.augment = augment
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.epoch = 0
+        """Augmentation draws depend on (seed, epoch, index) only, so they survive workers and resuming."""
 
     def __len__(self) -> int:
         return len(self.names)
@@ -180,7 +182,8 @@ class GridDataset(Dataset):
         )
         boxes = torch.from_numpy(t["boxes"].astype(np.float32))
         if self.augment:
-            grid, masks, boxes = augment(grid, masks, boxes, self.rng)
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            grid, masks, boxes = augment(grid, masks, boxes, rng)
         return grid, {"boxes": boxes, "labels": torch.from_numpy(t["labels"]), "masks": masks}
 
 

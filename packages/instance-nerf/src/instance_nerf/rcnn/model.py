@@ -101,17 +101,27 @@ class NeRFRCNN(nn.Module):
         return losses
 
     @torch.no_grad()
-    def predict(self, grid: Tensor, score_thresh: float | None = None) -> dict[str, Tensor]:
-        """One grid (4, W, L, H) → boxes (K, 6) voxels, labels, scores, masks (K, W, L, H) bool, sorted by score."""
+    def predict(
+        self, grid: Tensor, score_thresh: float | None = None, with_proposals: bool = False
+    ) -> dict[str, Tensor]:
+        """One grid (4, W, L, H) → boxes (K, 6) voxels, labels, scores, masks (K, W, L, H) bool, sorted by score.
+
+        ``with_proposals`` adds the FCOS proposals (``proposals`` (P, 6), ``proposal_scores``) after NMS.
+        """
         self.eval()
         size = tuple(grid.shape[1:])
         feats = self.backbone(grid[None])
-        props = self.proposals(feats, size)
-        det = self.roi_heads.detect(feats, props, size)[0]
+        c = self.config
+        props, prop_scores = fcos_postprocess(
+            self.rpn(feats), self.strides, size, c.rpn_pre_nms, c.rpn_nms, c.rpn_post_nms_test
+        )[0]
+        det = self.roi_heads.detect(feats, [props], size)[0]
         thresh = self.config.score_thresh if score_thresh is None else score_thresh
         keep = det["scores"] > thresh
         det = {k: v[keep] for k, v in det.items()}
         det["masks"] = paste_masks_3d(det.pop("mask_probs"), det["boxes"], size) >= 0.5
+        if with_proposals:
+            det["proposals"], det["proposal_scores"] = props, prop_scores
         return det
 
     # ------------------------------------------------------------------ checkpoints

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -135,18 +136,20 @@ def box_iou_3d(a: Tensor, b: Tensor) -> Tensor:
 
 
 def nms_3d(boxes: Tensor, scores: Tensor, thresh: float) -> Tensor:
-    """Greedy NMS; indices of kept boxes by falling score."""
+    """Greedy NMS; indices of kept boxes by falling score.
+
+    The IoU matrix is computed on the boxes' device and copied to the host once; the greedy loop runs in
+    numpy (a per-box loop on the GPU would synchronise once per box).
+    """
     order = scores.argsort(descending=True)
+    iou = (box_iou_3d(boxes[order], boxes[order]) > thresh).cpu().numpy()
+    alive = np.ones(len(order), dtype=bool)
     keep = []
-    iou = box_iou_3d(boxes[order], boxes[order])
-    alive = torch.ones(len(order), dtype=torch.bool, device=boxes.device)
     for i in range(len(order)):
-        if not alive[i]:
-            continue
-        keep.append(i)
-        alive &= iou[i] <= thresh
-        alive[i] = False
-    return order[torch.tensor(keep, dtype=torch.long, device=boxes.device)]
+        if alive[i]:
+            keep.append(i)
+            alive &= ~iou[i]
+    return order[torch.as_tensor(keep, dtype=torch.long, device=boxes.device)]
 
 
 def batched_nms_3d(boxes: Tensor, scores: Tensor, idxs: Tensor, thresh: float) -> Tensor:
