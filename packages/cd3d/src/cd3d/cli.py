@@ -10,9 +10,16 @@ import json
 import sys
 import warnings
 
-from rasterio.errors import RasterioError
-
 from .data.io import CD3DError
+
+USER_ERRORS = (CD3DError, OSError, ValueError, KeyError, EOFError)
+
+
+def _user_error(exc: BaseException) -> bool:
+    """Bad input rather than a bug: the errors above, or rasterio's (only if rasterio was loaded:
+    the handlers import the heavy libraries themselves, so ``--help`` starts fast)."""
+    rio = sys.modules.get("rasterio.errors")
+    return isinstance(exc, USER_ERRORS) or (rio is not None and isinstance(exc, rio.RasterioError))
 
 
 def _print(obj: object) -> int:
@@ -265,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     try:
         return int(args.func(args) or 0)
-    except (CD3DError, OSError, ValueError, KeyError, EOFError, RasterioError) as exc:
-        if args.verbose:
+    except Exception as exc:
+        if args.verbose or not _user_error(exc):
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         parser.exit(2, f"{parser.prog}: error: {message}\n")

@@ -13,12 +13,12 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-import rasterio
-from rasterio.crs import CRS
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+if TYPE_CHECKING:  # rasterio is imported where a raster is read, so the CLI starts fast
+    from rasterio.crs import CRS
 
 # Anything with |value| above this in a 3D map is treated as a nodata sentinel (e.g. -FLT_MAX).
 HEIGHT_SENTINEL = 1e4
@@ -97,6 +97,9 @@ def read_raster(path: str | Path) -> tuple[np.ndarray, dict]:
     Plain TIFFs without georeferencing are accepted (the profile then has ``crs=None``).
     Raises :class:`DataError` naming the file when it is missing, truncated or unreadable.
     """
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
@@ -106,7 +109,7 @@ def read_raster(path: str | Path) -> tuple[np.ndarray, dict]:
             with rasterio.open(path) as src:
                 arr = src.read()
                 profile = dict(src.profile)
-    except (RasterioIOError, rasterio.errors.RasterioError) as exc:
+    except RasterioError as exc:
         raise DataError(f"{path}: cannot read raster ({exc})") from exc
     return arr, profile
 
