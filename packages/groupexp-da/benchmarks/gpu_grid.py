@@ -80,6 +80,17 @@ def _short(m: dict) -> dict:
     return {k: round(float(m.get(f"car/{k}", float("nan"))), 2) for k in KEYS}
 
 
+def _group_weights(out: Path, seed: int, acc: dict) -> dict:
+    """Group weights and sizes per epoch from every ``groups.json`` of this seed's runs."""
+    for f in sorted(out.glob(f"s{seed}_*/**/groups.json")):
+        run = f.relative_to(out).parent.as_posix()
+        acc[run] = [{"epoch": e["epoch"], "weights": [g["weight"] for g in e["groups"]],
+                     "objects": [g["objects"] for g in e["groups"]],
+                     "target_share": [g["target_share"] for g in e["groups"]]}
+                    for e in json.loads(f.read_text())]
+    return acc
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -91,8 +102,12 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--st3d-epochs", type=int, default=2)
     ap.add_argument("--seeds", default="0")
+    ap.add_argument("--rows", default=",".join([*STAGE1, *SELF]),
+                    help="rows to run, e.g. A1,G,A2,A4 (a self-training row needs its stage 1)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--synth-workers", type=int, default=12)
+    ap.add_argument("--synth-only", action="store_true",
+                    help="write the seeds' synthetic frames and stop (numpy only)")
     ap.add_argument("--job", action="store_true")
     ap.add_argument("--kind")
     ap.add_argument("--config")
@@ -107,7 +122,11 @@ def main(argv=None) -> None:
         a.frames_source, a.frames_target, a.epochs, a.rounds, a.st3d_epochs = 12, 10, 1, 1, 1
     from groupexp_da.data.synth import write_domain
 
-    _warm_numba()
+    rows = set(a.rows.split(","))
+    stage1_rows = {r: c for r, c in STAGE1.items() if r in rows}
+    self_rows = {r: v for r, v in SELF.items() if r in rows}
+    if not a.synth_only:
+        _warm_numba()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -122,22 +141,25 @@ def main(argv=None) -> None:
                 write_domain(data / dom, dom, n, seed=seed + (dom == "target"),
                              workers=a.synth_workers)
         result["timings"][f"synth_s{seed}"] = round(time.perf_counter() - t0, 1)
+        if a.synth_only:
+            continue
         common = ["--data", str(data), "--epochs", str(a.epochs), "--workers", str(a.workers),
                   "--device", a.device]
         procs = {row: _launch(["--kind", "stage1", "--config", cfg, "--work",
                                str(out / f"s{seed}_{row}"), *common],
-                              out / f"s{seed}_{row}.log") for row, cfg in STAGE1.items()}
+                              out / f"s{seed}_{row}.log") for row, cfg in stage1_rows.items()}
         rc = _wait(procs)
         result["timings"][f"stage1_s{seed}"] = round(time.perf_counter() - t0, 1)
         stage = {}
-        for row in STAGE1:
+        for row in stage1_rows:
             f = out / f"s{seed}_{row}" / "job.json"
             if rc[row] == 0 and f.exists():
                 stage[row] = json.loads(f.read_text())
                 result["rows"].setdefault(row, {})[seed] = _short(stage[row]["metrics"])
+        result["groups"] = _group_weights(out, seed, result.get("groups", {}))
         (out / "grid.json").write_text(json.dumps(result, indent=1))  # partial, if cut short
         procs = {}
-        for row, (cfg, src, opts) in SELF.items():
+        for row, (cfg, src, opts) in self_rows.items():
             if src not in stage:
                 continue
             args = ["--kind", "adapt", "--config", cfg, "--work", str(out / f"s{seed}_{row}"),
@@ -163,6 +185,8 @@ def main(argv=None) -> None:
                  "q07": h["labels"].get("quality_bev_iou_0.7"),
                  "q05": h["labels"].get("quality_bev_iou_0.5")}
                 for h in hist if h["round"] >= 0]
+        result["groups"] = _group_weights(out, seed, result.get("groups", {}))
+        (out / "grid.json").write_text(json.dumps(result, indent=1))
         for row in ("A2", "A4"):  # mechanism: recall by kind of car, detections and labels
             f = out / f"s{seed}_{row}" / "job.json"
             if not f.exists():
@@ -183,6 +207,8 @@ def main(argv=None) -> None:
                 k: {"recall": v["recall"], "worst_bin_recall": v["worst_bin_recall"],
                     "cv": v["cv"], "recall_grid": v["recall_grid"], "count": v["count"]}
                 for k, v in tables.items()}
+    if a.synth_only:
+        return
     result["timings"]["total_s"] = round(time.perf_counter() - t0, 1)
     (out / "grid.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result))

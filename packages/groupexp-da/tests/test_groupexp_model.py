@@ -66,6 +66,28 @@ def test_t8_attention_shape_equivariance_and_exact_fast_form():
     assert (a - ln(m, f).flatten(2)[:, :, p]).abs().max() > 1e-3
 
 
+def test_t8_all_groups_at_once_equal_one_group_at_a_time():
+    """forward_groups (first layer's conv shared through the GroupNorm fold, later layers
+    batched) equals calling the stack once per prototype, for both norms, with gradients."""
+    torch.manual_seed(0)
+    for norm, grid in (("group", None), ("layernorm_chw", (20, 16))):
+        attn = GroupRegionCrossAttention(query_dim=32, channels=24, d_attn=16, norm=norm,
+                                         grid=grid).eval()
+        with torch.no_grad():
+            for layer in attn.layers:
+                layer.norm.weight.uniform_(0.5, 1.5)
+                layer.norm.bias.uniform_(-0.5, 0.5)
+        feat = (torch.randn(2, 24, 20, 16) * 3 + 0.7).requires_grad_(True)
+        mu = torch.randn(3, 32)
+        each = torch.stack([attn(mu[i], feat) for i in range(3)])
+        (g_each,) = torch.autograd.grad(each.square().sum(), feat)
+        at_once = attn.forward_groups(mu, feat)
+        (g_once,) = torch.autograd.grad(at_once.square().sum(), feat)
+        assert at_once.shape == (3, 2, 24, 20, 16)
+        assert (at_once - each).abs().max() < 1e-5 * each.abs().max()
+        assert (g_once - g_each).abs().max() < 1e-4 * g_each.abs().max()
+
+
 def _head_cfg(name="pointpillars_synth_groupexp_src_cpu"):
     cfg = Config.fromfile(str(resolve_config(name)))
     head = copy.deepcopy(cfg.model.bbox_head)

@@ -23,37 +23,47 @@ def gather_object_points(points: list[Tensor], boxes: list[Tensor], max_points: 
 
     Returns ``pts`` (M, P, 3), ``mask`` (M, P), ``sample_idx`` (M,), ``box_idx`` (M,) for the M
     boxes holding at least one point, and ``num_points`` (total boxes,) for all of them (0 =
-    no descriptor). Boxes with more than ``max_points`` keep a random subset.
+    no descriptor). Boxes with more than ``max_points`` keep a random subset. Vectorised: each
+    inside point gets a random key and the ``max_points`` smallest keys per box are kept, so
+    there is no per-box loop (and no device sync per box on a GPU).
     """
-    objs, sidx, bidx, counts = [], [], [], []
+    objs, masks, sidx, bidx, counts = [], [], [], [], []
+    dev = points[0].device if points else torch.device("cpu")
     for s, (p, b) in enumerate(zip(points, boxes)):
         b = b[:, :7].to(p)
         if len(b) == 0:
             continue
         inside = points_in_boxes_mask(p, b)
         counts.append(inside.sum(1))
+        cand = torch.nonzero(inside.any(0)).flatten()  # points inside some box
+        sub = inside[:, cand]  # (K, n)
+        keys = torch.rand(sub.shape, generator=generator).to(p.device)
+        keys = torch.where(sub, keys, torch.full_like(keys, 2.0))
+        width = min(max_points, sub.shape[1])
+        order = keys.topk(width, dim=1, largest=False).indices  # (K, width)
+        valid = torch.gather(sub, 1, order)
         centre = b[:, :3].clone()
         centre[:, 2] += 0.5 * b[:, 5]
-        for k in range(len(b)):
-            idx = torch.nonzero(inside[k]).flatten()
-            if len(idx) == 0:
-                continue
-            if len(idx) > max_points:
-                perm = torch.randperm(len(idx), generator=generator)[:max_points]
-                idx = idx[perm.to(idx.device)]
-            objs.append(p[idx, :3] - centre[k])
-            sidx.append(s)
-            bidx.append(k)
-    dev = points[0].device if points else torch.device("cpu")
+        rel = p[cand[order], :3] - centre[:, None, :]
+        has = valid.any(1)
+        objs.append(torch.where(valid[..., None], rel, torch.zeros_like(rel))[has])
+        masks.append(valid[has])
+        k_idx = torch.nonzero(has).flatten()
+        bidx.append(k_idx)
+        sidx.append(torch.full_like(k_idx, s))
     num_points = torch.cat(counts) if counts else torch.zeros(0, dtype=torch.long, device=dev)
-    width = max((len(o) for o in objs), default=0)
-    pts = torch.zeros(len(objs), width, 3, device=dev)
-    mask = torch.zeros(len(objs), width, dtype=torch.bool, device=dev)
-    for m, o in enumerate(objs):
-        pts[m, :len(o)] = o
-        mask[m, :len(o)] = True
-    return (pts, mask, torch.tensor(sidx, dtype=torch.long, device=dev),
-            torch.tensor(bidx, dtype=torch.long, device=dev), num_points)
+    width = max((o.shape[1] for o in objs), default=0)
+    m = sum(len(o) for o in objs)
+    pts = torch.zeros(m, width, 3, device=dev)
+    mask = torch.zeros(m, width, dtype=torch.bool, device=dev)
+    row = 0
+    for o, v in zip(objs, masks):
+        pts[row:row + len(o), :o.shape[1]] = o
+        mask[row:row + len(o), :o.shape[1]] = v
+        row += len(o)
+    empty = torch.zeros(0, dtype=torch.long, device=dev)
+    return (pts, mask, torch.cat(sidx) if sidx else empty, torch.cat(bidx) if bidx else empty,
+            num_points)
 
 
 @MODELS.register_module()

@@ -53,7 +53,10 @@ class GroupExpAnchor3DHead(IgnoreAwareAnchor3DHead):
         if len(mu) != self.n_groups:
             raise GroupExpError(f"model.bbox_head.n_groups={self.n_groups} but {len(mu)} "
                                 "group prototypes were given")
-        return [self.forward_single(self.group_attn(mu[i], feats[0])) for i in range(len(mu))]
+        g, b = len(mu), feats[0].shape[0]
+        maps = self.group_attn.forward_groups(mu, feats[0]).flatten(0, 1)  # (G·B, C, H, W)
+        outs = self.forward_single(maps)  # one pass of the shared convs for all groups
+        return [tuple(o.unflatten(0, (g, b))[i] for o in outs) for i in range(g)]
 
     def loss_groups(self, feats: tuple[Tensor, ...], mu: Tensor,
                     branch_gts: list[list[InstanceData]], batch_input_metas: list[dict],

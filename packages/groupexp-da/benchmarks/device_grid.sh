@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# One device call for the synthetic grid: mmcv (built, or unpacked from a carried build), the
+# build packed into $OUT for later calls, the CUDA speed benchmark, then grid rows until the
+# time is up; results are packed into $OUT even when the grid is cut short.
+# Usage (repo root, on the device): bash packages/groupexp-da/benchmarks/device_grid.sh \
+#     TOTAL_SECONDS [gpu_grid.py options...]   (the grid gets what is left of TOTAL_SECONDS)
+set -uo pipefail
+TOTAL_S=${1:?total seconds}
+shift
+PKG=packages/groupexp-da
+CARRY=.carry/groupexp-da
+OUT=${OUT:?}
+WORK=/tmp/grid
+T0=$(date +%s)
+export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/mmcv:/tmp/site:$PKG/src
+mkdir -p $WORK
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site "$CARRY"/whl/*.whl || exit 1
+# the grid's synthetic frames (numpy only) while mmcv builds
+nice -n 10 python3 $PKG/benchmarks/gpu_grid.py --out $WORK --synth-only "$@" \
+    > $WORK/synth.log 2>&1 &
+SYNTH=$!
+had_build=$(ls "$CARRY"/mmcv-build-*.tgz.part-* 2>/dev/null | wc -l)
+bash $PKG/benchmarks/device_setup.sh "$CARRY" || exit 1
+echo "mmcv ready after $(( $(date +%s) - T0 )) s"
+if [ "$had_build" = 0 ]; then  # pack the build (package dir with _ext*.so) for later calls
+    strip -g /tmp/mmcv/mmcv/_ext*.so 2>/dev/null || true
+    tar -C /tmp/mmcv -czf - mmcv | split -b 15M - "$OUT"/mmcv-build-2.1.0-sm90-py312.tgz.part-
+    ls -l "$OUT"
+fi
+timeout 100 python3 $PKG/benchmarks/detector_speed.py --device cuda > "$OUT"/speed_cuda.json \
+    2> $WORK/speed.log || tail -5 $WORK/speed.log
+cat "$OUT"/speed_cuda.json
+wait $SYNTH || tail -5 $WORK/synth.log
+GRID_S=$(( T0 + TOTAL_S - 25 - $(date +%s) ))
+echo "grid starts after $(( $(date +%s) - T0 )) s with ${GRID_S} s left"
+timeout -k 5 "$GRID_S" python3 $PKG/benchmarks/gpu_grid.py --out $WORK "$@" > $WORK/grid.log 2>&1
+echo "grid rc $? after $(( $(date +%s) - T0 )) s"
+(cd $WORK && find . \( -name '*.json' -o -name '*.log' -o -name '*.png' \) \
+    -not -path './data_*' -size -2M | tar -czf "$OUT"/grid_results.tgz -T -)
+tail -3 $WORK/grid.log
+cat $WORK/grid.json 2>/dev/null | python3 -c "import json,sys; r=json.load(sys.stdin); \
+print(json.dumps({k: r.get(k) for k in ('rows', 'labels', 'groups', 'timings')}))"
