@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from instance_nerf.refine.refiners import GuidedRefiner, box_mean, composite
 
@@ -37,3 +38,42 @@ def test_composite_takes_the_strongest_refined_instance():
     out = composite(img, ids, GuidedRefiner(radius=2))
     assert (out[:, 32:] == 2).all() and (out[:, :32] == 1).all()
     assert composite(img, np.zeros((64, 64), int), GuidedRefiner()).max() == 0
+
+
+def test_cascadepsp_needs_a_local_weights_file(tmp_path):
+
+    from instance_nerf.data.io import InstanceNerfError
+    from instance_nerf.engine.pipeline import make_refiner
+
+    with pytest.raises(InstanceNerfError, match=r"cascade/model: CascadePSP weights not found"):
+        make_refiner("cascadepsp", tmp_path / "cascade")
+    with pytest.raises(InstanceNerfError, match="needs --cascadepsp-dir"):
+        make_refiner("cascadepsp", None)
+    assert not (tmp_path / "cascade").exists()  # nothing created, nothing downloaded
+
+
+@pytest.mark.slow
+def test_cascadepsp_random_weights_plumbing(tmp_path):
+    """A random-weight CascadePSP network (the optional package's) saved as DataParallel would save it."""
+    import torch
+
+    pytest.importorskip("segmentation_refinement")
+    from segmentation_refinement.models.psp.pspnet import RefinementModule
+
+    from instance_nerf.data.io import InstanceNerfError
+    from instance_nerf.refine.cascadepsp import CascadePSPRefiner
+
+    torch.manual_seed(0)
+    net = RefinementModule()
+    (tmp_path / "w").mkdir()
+    torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, tmp_path / "w" / "model")
+    img, mask = _step()
+    for fast in (True, False):
+        ref = CascadePSPRefiner(tmp_path / "w", fast=fast, size=128)
+        q = ref(img, mask)
+        assert q.shape == (64, 64) and q.dtype == np.float64 and 0 <= q.min() <= q.max() <= 1
+    ids = composite(img, mask.astype(np.int64) * 3, ref)
+    assert set(np.unique(ids)) <= {0, 3}
+    torch.save({"other": torch.zeros(1)}, tmp_path / "w" / "model")
+    with pytest.raises(InstanceNerfError, match="model: not a CascadePSP weights file"):
+        CascadePSPRefiner(tmp_path / "w")

@@ -267,7 +267,13 @@ def cmd_refine(args: argparse.Namespace) -> int:
 
     print(
         json.dumps(
-            refine_run(Path(args.config), Path(args.out), args.refiner, _device(args.device))
+            refine_run(
+                Path(args.config),
+                Path(args.out),
+                args.refiner,
+                _device(args.device),
+                Path(args.cascadepsp_dir) if args.cascadepsp_dir else None,
+            )
         )
     )
     return 0
@@ -291,6 +297,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         m2f=Path(args.m2f) if args.m2f else None,
         panoptic=Path(args.panoptic) if args.panoptic else None,
         refine=None if args.refine == "none" else args.refine,
+        cascadepsp_dir=Path(args.cascadepsp_dir) if args.cascadepsp_dir else None,
         resolution=args.resolution,
         nerf_iters=args.nerf_iters,
         stage_a_iters=args.stage_a_iters,
@@ -519,7 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_args(rf)
     rf.add_argument("--out", required=True)
-    rf.add_argument("--refiner", choices=["guided"], default="guided")
+    rf.add_argument("--refiner", choices=["guided", "cascadepsp"], default="guided")
+    rf.add_argument("--cascadepsp-dir", help="folder holding CascadePSP's 'model' weights file")
     rf.set_defaults(func=cmd_refine)
 
     em = sub.add_parser("eval-masks", help="score 2D panoptic masks as they are against instances/")
@@ -549,7 +557,8 @@ def build_parser() -> argparse.ArgumentParser:
     src2 = pl.add_mutually_exclusive_group(required=True)
     src2.add_argument("--m2f", help="local Mask2Former folder")
     src2.add_argument("--panoptic", help="an existing panoptic folder")
-    pl.add_argument("--refine", choices=["guided", "none"], default="guided")
+    pl.add_argument("--refine", choices=["guided", "cascadepsp", "none"], default="guided")
+    pl.add_argument("--cascadepsp-dir", help="folder holding CascadePSP's 'model' weights file")
     pl.add_argument("--resolution", type=int, default=64)
     pl.add_argument("--mode", choices=["raycast", "splat"], default="raycast")
     budgets(pl)

@@ -77,7 +77,9 @@ class PipelineConfig:
     """Local Mask2Former folder, or ``panoptic`` (an existing panoptic folder)."""
     panoptic: Path | None = None
     refine: str | None = "guided"
-    """``guided`` or None (no refinement, no stage B)."""
+    """``guided``, ``cascadepsp`` or None (no refinement, no stage B)."""
+    cascadepsp_dir: Path | None = None
+    """Folder with CascadePSP's ``model`` weights file (``refine="cascadepsp"``)."""
     resolution: int = 64
     nerf_iters: int = 300
     stage_a_iters: int = 1000
@@ -197,12 +199,31 @@ def mask2former_panoptic(
     return {"views": len(views)}
 
 
-def refine_run(config_path: Path, out: Path, refiner: str = "guided", device: str = "cpu") -> dict:
+def make_refiner(refiner: str = "guided", cascadepsp_dir: Path | None = None, device: str = "cpu"):
+    """``guided`` (no weights) or ``cascadepsp`` (weights from ``cascadepsp_dir``, nothing downloaded)."""
+    if refiner == "guided":
+        return GuidedRefiner()
+    if refiner == "cascadepsp":
+        if cascadepsp_dir is None:
+            raise InstanceNerfError(
+                "--refiner cascadepsp needs --cascadepsp-dir DIR (a folder holding 'model')"
+            )
+        from instance_nerf.refine.cascadepsp import CascadePSPRefiner
+
+        return CascadePSPRefiner(cascadepsp_dir, device)
+    raise InstanceNerfError(f"refiner {refiner!r} is not available ('guided' or 'cascadepsp')")
+
+
+def refine_run(
+    config_path: Path,
+    out: Path,
+    refiner: str = "guided",
+    device: str = "cpu",
+    cascadepsp_dir: Path | None = None,
+) -> dict:
     """Render a stage-A run at its training views, refine each instance mask, composite → ``out/<stem>.png``."""
-    if refiner != "guided":
-        raise InstanceNerfError(f"refiner {refiner!r} is not available (only 'guided')")
+    ref = make_refiner(refiner, cascadepsp_dir, device)
     _, pipeline, _ = load_run(config_path, device=device)
-    ref = GuidedRefiner()
     out = Path(out)
     files = pipeline.datamanager.train_dataset.image_filenames
     changed, total = 0, 0
@@ -227,6 +248,8 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         raise InstanceNerfError("give exactly one of --rcnn CKPT or --oracle-3d")
     if (cfg.m2f is None) == (cfg.panoptic is None):
         raise InstanceNerfError("give exactly one of --m2f DIR or --panoptic DIR")
+    if cfg.refine == "cascadepsp":
+        make_refiner(cfg.refine, cfg.cascadepsp_dir, cfg.device)  # fail before hours of training
     run.mkdir(parents=True, exist_ok=True)
     log = StageLog(run / "stages.json")
     write_json(run / "pipeline.json", {k: str(v) for k, v in asdict(cfg).items()})
@@ -337,7 +360,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         step(
             "refine",
             [refined],
-            lambda: refine_run(final, refined, cfg.refine, cfg.device),
+            lambda: refine_run(final, refined, cfg.refine, cfg.device, cfg.cascadepsp_dir),
             run=final,
         )
         a_ckpt = latest_checkpoint(a_dir / "nerfstudio_models")
