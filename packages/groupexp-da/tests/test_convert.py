@@ -30,3 +30,24 @@ def test_convert_kitti_mini_without_testing_split(lidar_fixtures, tmp_path, caps
         main(["convert", "kitti", "--root", str(tmp_path / "nope"), "--out", str(out)])
     assert e.value.code == 2
     assert "dataset root not found" in capsys.readouterr().err
+
+
+def test_convert_waymo_fixture_and_nuscenes_without_tables(lidar_fixtures, tmp_path, capsys):
+    """The Waymo sample's infos are already v2: linked into ``out`` and readable. The nuScenes
+    sample has one sweep and no ``v1.0-*`` tables, which mmdet3d's converter needs: one line."""
+    root = lidar_fixtures / "waymo_kitti_format"
+    out = tmp_path / "waymo"
+    assert main(["convert", "waymo", "--root", str(root), "--out", str(out)]) == 0
+    for split in ("train", "val"):
+        data = pickle.load(open(out / f"waymo_infos_{split}.pkl", "rb"))
+        assert "data_list" in data and len(data["data_list"]) >= 1
+    assert (out / "training").resolve() == (root / "training").resolve()
+    (tmp_path / "empty").mkdir()
+    capsys.readouterr()
+    for argv, needle in ((["nuscenes", "--root", str(lidar_fixtures)], "v1.0-trainval"),
+                         (["waymo", "--root", str(tmp_path / "empty")], "no waymo_infos")):
+        with pytest.raises(SystemExit) as e:
+            main(["convert", *argv, "--out", str(tmp_path / "o")])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
 from groupexp_da.data.io import atomic_path, write_json
@@ -74,6 +70,11 @@ def recall_table(gt: list[dict], found: list[np.ndarray]) -> dict:
 
 def heatmap_png(path: str | Path, tables: dict[str, dict]) -> Path:
     """One row per table (detections, pseudo labels): overall + the three distance bins."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     names = list(tables)
     fig, axes = plt.subplots(len(names), 4, figsize=(14, 3.2 * len(names)), squeeze=False)
     for row, name in enumerate(names):
