@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 
 import pytest
 
@@ -15,6 +17,17 @@ def test_help_lists_subcommands(capsys):
     out = capsys.readouterr().out
     for cmd in ("synth", "split", "train", "eval", "predict", "zero-shot", "demo"):
         assert cmd in out
+
+
+def test_help_does_not_import_the_frameworks():
+    """`bus-classify --help` stays fast: the CLI module and the package import no torch/timm."""
+    code = (
+        "import sys, bus_classify.cli as c\n"
+        "try:\n    c.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'timm', 'lightning', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_synth_then_split(tmp_path, capsys):

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
 
-from bus_classify.eval.calibration import fit_temperature, nll, softmax, threshold_for_sensitivity
+from bus_classify.eval.calibration import (
+    fit_temperature,
+    fit_temperature_bias,
+    nll,
+    softmax,
+    threshold_for_sensitivity,
+)
 from bus_classify.eval.metrics import classification_metrics, expected_calibration_error
 from bus_classify.eval.report import REQUIRED_KEYS, decide, write_report
 
@@ -52,6 +58,27 @@ def test_temperature_lowers_nll_on_overconfident_logits():
     assert nll(logits, y, t) < 0.7 * nll(logits, y)
     # at the optimum the confidence is close to the 75 % accuracy
     assert softmax(logits, t).max(axis=1).mean() == pytest.approx(0.75, abs=0.03)
+
+
+def test_temperature_bias_undoes_a_prior_shift():
+    """A class-weighted loss shifts the logit gap; temperature alone cannot undo that, the
+    fitted bias does (and recovers the shift)."""
+    rng = np.random.default_rng(2)
+    gap = rng.normal(0.0, 2.0, 4000)  # true log-odds of class 1
+    y = (rng.random(4000) < 1 / (1 + np.exp(-gap))).astype(int)
+    logits = np.stack([np.zeros_like(gap), gap + 1.5], axis=1)  # over-predicts class 1
+    t = fit_temperature(logits, y)
+    tb, b = fit_temperature_bias(logits, y)
+    assert tb == pytest.approx(1.0, abs=0.1) and b[0] == 0.0
+    assert b[1] == pytest.approx(-1.5, abs=0.15)
+    assert nll(logits / tb + b, y) < nll(logits, y, t) - 0.02
+    p = softmax(logits / tb + b)
+    assert expected_calibration_error(p, y) < 0.5 * expected_calibration_error(
+        softmax(logits, t), y
+    )
+    # already calibrated logits: nothing to fix
+    tb0, b0 = fit_temperature_bias(np.stack([np.zeros_like(gap), gap], axis=1), y)
+    assert tb0 == pytest.approx(1.0, abs=0.1) and abs(b0[1]) < 0.15
 
 
 def test_threshold_hits_target_sensitivity():

@@ -48,6 +48,9 @@ def test_training_writes_checkpoints_and_loss_goes_down(trained):
     assert len(losses) == 2 and losses[-1] < losses[0]
     # per-epoch validation F1-macro and ROC-AUC; the best checkpoint is chosen on val_auc
     assert len(ev.Scalars("val_f1")) == len(ev.Scalars("val_auc")) == 2
+    # the combined selection score (monitor val_auc_f1) is the mean of the two, per epoch
+    for both, auc, f1 in zip(*(ev.Scalars(k) for k in ("val_auc_f1", "val_auc", "val_f1"))):
+        assert both.value == pytest.approx((auc.value + f1.value) / 2, abs=1e-5)
     best_auc = max(s.value for s in ev.Scalars("val_auc"))
     state = [
         v

@@ -82,7 +82,13 @@ def cmd_eval(args) -> int:
     from bus_classify.eval.evaluate import evaluate
 
     m = evaluate(
-        args.checkpoint, args.split, args.out, args.target_sensitivity, args.tta, args.device
+        args.checkpoint,
+        args.split,
+        args.out,
+        args.target_sensitivity,
+        args.tta,
+        args.device,
+        calibration=args.calibrate,
     )
     print(json.dumps({k: m[k] for k in m if k != "details"}, indent=2))
     print(f"wrote {Path(args.out) / 'metrics.json'}, plots and summary.md")
@@ -240,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--target-sensitivity", type=float, default=0.95)
     s.add_argument("--tta", action="store_true", help="average with horizontal flip")
+    s.add_argument(
+        "--calibrate",
+        default="temperature_bias",
+        choices=["temperature_bias", "temperature"],
+        help="validation-fitted calibrator (temperature + class bias, or temperature only)",
+    )
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_eval)
 

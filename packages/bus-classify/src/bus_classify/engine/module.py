@@ -90,6 +90,12 @@ class BusClassifier(L.LightningModule):
         self.log("val_f1", self.val_f1, prog_bar=True, on_epoch=True)
         self.log("val_auc", self.val_auc, prog_bar=True, on_epoch=True)
 
+    def on_validation_epoch_end(self) -> None:
+        # Selection score for monitor "val_auc_f1": ranking (AUC) and the arg-max decisions
+        # (macro F1) must both be good; AUC alone can pick an epoch whose decisions are biased.
+        auc, f1 = self.val_auc.compute(), self.val_f1.compute()
+        self.log("val_auc_f1", (auc + f1) / 2, prog_bar=False, sync_dist=True)
+
     def configure_optimizers(self):
         opt = torch.optim.AdamW(
             self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay

@@ -22,7 +22,7 @@ from bus_classify.engine.module import BusClassifier
 log = logging.getLogger(__name__)
 
 
-MONITORS = {"val_auc": "max", "val_f1": "max", "val_loss": "min"}
+MONITORS = {"val_auc": "max", "val_f1": "max", "val_auc_f1": "max", "val_loss": "min"}
 IMBALANCE_RATIO = 2.0
 
 
@@ -45,7 +45,7 @@ def resolve_loss(loss: str, labels: list[int], num_classes: int) -> str:
 class EpochLog(Callback):
     """One log line per epoch: train loss and the validation metrics."""
 
-    KEYS = ("train_loss", "val_loss", "val_acc", "val_f1", "val_auc")
+    KEYS = ("train_loss", "val_loss", "val_acc", "val_f1", "val_auc", "val_auc_f1")
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
@@ -67,12 +67,14 @@ def train(
     strategy: str = "auto",
     trainer_kwargs: dict | None = None,
     extra_callbacks: list | None = None,
+    save_last: bool = True,
 ) -> Path:
     """Fit one model; returns the path of the best checkpoint (by ``cfg["monitor"]``).
 
     ``out`` receives ``checkpoints/best.ckpt``, ``checkpoints/last.ckpt``, tensorboard logs in
     ``tb/`` and the resolved ``config.yaml``. With ``resume`` an existing ``last.ckpt`` is
-    continued (optimizer, scheduler, epoch and callback state included). ``devices`` > 1 runs
+    continued (optimizer, scheduler, epoch and callback state included); ``save_last=False``
+    skips writing ``last.ckpt`` every epoch (no resume; the CV benchmark's many short runs). ``devices`` > 1 runs
     Lightning DDP (``strategy``); only rank 0 writes files.
     """
     out = Path(out)
@@ -120,7 +122,7 @@ def train(
         every_n_epochs=1,
         enable_version_counter=False,
     )
-    callbacks = [best_cb, last_cb, EpochLog(), *(extra_callbacks or [])]
+    callbacks = [best_cb, *([last_cb] if save_last else []), EpochLog(), *(extra_callbacks or [])]
     if cfg["patience"] is not None:
         callbacks.append(
             EarlyStopping(monitor, patience=int(cfg["patience"]), mode=MONITORS[monitor])

@@ -15,6 +15,7 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> flo
 
 
 T_MIN, T_MAX = 0.2, 10.0
+B_MAX = 10.0
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200) -> float:
@@ -39,6 +40,59 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200)
     if not np.isfinite(t) or nll(logits, labels, t) > nll(logits, labels, 1.0):
         return 1.0
     return t
+
+
+def _fit_bias(logits: np.ndarray, labels: np.ndarray, t: float, max_iter: int) -> np.ndarray:
+    """Class bias (``b[0] = 0``) minimising the NLL of ``softmax(logits / t + b)``."""
+    z = torch.as_tensor(logits, dtype=torch.float64) / t
+    y = torch.as_tensor(labels).long()
+    b = torch.zeros(z.shape[1] - 1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([b], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(z + torch.cat([b.new_zeros(1), b]), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return np.concatenate([[0.0], np.clip(b.detach().numpy(), -B_MAX, B_MAX)])
+
+
+def fit_temperature_bias(
+    logits: np.ndarray, labels: np.ndarray, max_iter: int = 200
+) -> tuple[float, np.ndarray]:
+    """Temperature ``T`` and per-class bias ``b`` (``b[0] = 0``) minimising validation NLL of
+    ``softmax(logits / T + b)``; for two classes this is Platt scaling of the logit gap.
+
+    The bias undoes a shift of the predicted class prior, which temperature alone cannot: a
+    class-weighted loss trains the model to over-predict the minority class. ``T`` is kept in
+    [0.2, 10] and ``b`` in [-10, 10]: the joint fit is clipped, the bias is refitted at the
+    clipped ``T``, and of these, temperature alone and ``(1, 0)`` the lowest NLL wins.
+    """
+    z = torch.as_tensor(logits, dtype=torch.float64)
+    y = torch.as_tensor(labels).long()
+    k = z.shape[1]
+    params = torch.zeros(k, dtype=torch.float64, requires_grad=True)  # log T, b[1:]
+    opt = torch.optim.LBFGS([params], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        bias = torch.cat([params.new_zeros(1), params[1:]])
+        loss = torch.nn.functional.cross_entropy(z / params[0].exp() + bias, y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    p = params.detach().numpy()
+    t = float(np.clip(np.exp(p[0]), T_MIN, T_MAX)) if np.isfinite(p[0]) else 1.0
+    candidates = [(1.0, np.zeros(k)), (fit_temperature(logits, labels, max_iter), np.zeros(k))]
+    if np.isfinite(p).all():
+        candidates.append((t, np.concatenate([[0.0], np.clip(p[1:], -B_MAX, B_MAX)])))
+    candidates.append((t, _fit_bias(logits, labels, t, max_iter)))
+    scores = [nll(logits / c + b, labels) for c, b in candidates]
+    scores = [s if np.isfinite(s) else np.inf for s in scores]
+    return candidates[int(np.argmin(scores))]
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

@@ -8,21 +8,23 @@ from pathlib import Path
 import numpy as np
 
 from bus_classify.data.dataset import BusDataset
-from bus_classify.data.io import BusClassifyError, write_csv, write_json
+from bus_classify.data.io import BusClassifyError, atomic_path, write_csv, write_json
 from bus_classify.data.split import check_paths, read_csv, relabel
 from bus_classify.engine.checkpoint import eval_transform, load_classifier
 from bus_classify.engine.infer import predict_logits
 from bus_classify.eval.calibration import (
     fit_temperature,
+    fit_temperature_bias,
     nll,
     softmax,
     threshold_for_sensitivity,
 )
 from bus_classify.eval.gradcam import cam_localization
-from bus_classify.eval.metrics import positive_score
+from bus_classify.eval.metrics import expected_calibration_error, positive_score
 from bus_classify.eval.report import positive_classes, write_report
 
 log = logging.getLogger(__name__)
+CALIBRATIONS = ("temperature", "temperature_bias")
 
 
 def evaluate(
@@ -34,12 +36,19 @@ def evaluate(
     device: str = "cpu",
     batch_size: int = 64,
     localize: bool = True,
+    calibration: str = "temperature_bias",
 ) -> dict:
     """Evaluate a checkpoint on the test split with validation-fitted calibration.
 
     With ``localize`` and BUSI lesion masks beside the test images, the Grad-CAM mass inside
     the mask and the pointing-game hit rate are added under ``details.gradcam_localization``.
+    ``calibration`` picks the validation-fitted calibrator behind ``ece_calibrated``, the
+    threshold and the calibrated probabilities: ``temperature`` (one scale) or
+    ``temperature_bias`` (scale and class bias); the test ECE of both is always in
+    ``details.ece_calibrated_by``.
     """
+    if calibration not in CALIBRATIONS:
+        raise BusClassifyError(f"unknown calibration {calibration!r}; use one of {CALIBRATIONS}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = read_csv(split_csv)
@@ -63,20 +72,29 @@ def evaluate(
         logits[s] = predict_logits(model, BusDataset(part, tf), batch_size, tta, device)
         labels[s] = np.array([r["label"] for r in part])
     temp = fit_temperature(logits["val"], labels["val"])
+    t_b, bias = fit_temperature_bias(logits["val"], labels["val"])
+    scalers = {"temperature": (temp, np.zeros(len(names))), "temperature_bias": (t_b, bias)}
+    t_cal, b_cal = scalers[calibration]
     pos = positive_classes(names)
-    val_cal = softmax(logits["val"], temp)
+    val_cal = softmax(logits["val"] / t_cal + b_cal)
     thr = threshold_for_sensitivity(
         positive_score(val_cal, pos), np.isin(labels["val"], pos), target_sensitivity
     )
-    probs, probs_cal = softmax(logits["test"]), softmax(logits["test"], temp)
+    probs, probs_cal = softmax(logits["test"]), softmax(logits["test"] / t_cal + b_cal)
     extra = {
-        "temperature": round(temp, 4),
+        "calibration": calibration,
+        "temperature": round(t_cal, 4),
+        "bias": [round(float(b), 4) for b in b_cal],
+        "ece_calibrated_by": {
+            k: expected_calibration_error(softmax(logits["test"] / t + b), labels["test"])
+            for k, (t, b) in scalers.items()
+        },
         "tta": tta,
         "target_sensitivity": target_sensitivity,
         "nll_val": nll(logits["val"], labels["val"]),
-        "nll_val_calibrated": nll(logits["val"], labels["val"], temp),
+        "nll_val_calibrated": nll(logits["val"] / t_cal + b_cal, labels["val"]),
         "nll_test": nll(logits["test"], labels["test"]),
-        "nll_test_calibrated": nll(logits["test"], labels["test"], temp),
+        "nll_test_calibrated": nll(logits["test"] / t_cal + b_cal, labels["test"]),
         "checkpoint": str(checkpoint),
     }
     test_rows = [r for r in rows if r["split"] == "test"]
@@ -97,7 +115,9 @@ def evaluate(
     write_json(
         out / "calibration.json",
         {
-            "temperature": temp,
+            "calibration": calibration,
+            "temperature": t_cal,
+            "bias": [float(b) for b in b_cal],
             "threshold": thr,
             "class_names": names,
             "positive": pos,
@@ -105,6 +125,11 @@ def evaluate(
             "tta": tta,
         },
     )
+    with atomic_path(out / "logits.npz") as tmp:  # raw logits, for re-calibration and pooling
+        np.savez(
+            tmp,
+            **{f"{k}_{s}": v[s] for k, v in (("logits", logits), ("labels", labels)) for s in v},
+        )
     write_csv(
         out / "test_predictions.csv",
         [
@@ -120,5 +145,12 @@ def evaluate(
         ],
         ["file", "label", "prob_lump", "prob_lump_calibrated"],
     )
-    log.info("T=%.3f threshold=%.3f -> %s", temp, thr, out / "metrics.json")
+    log.info(
+        "%s T=%.3f bias=%s threshold=%.3f -> %s",
+        calibration,
+        t_cal,
+        b_cal.round(3),
+        thr,
+        out / "metrics.json",
+    )
     return metrics

@@ -53,7 +53,7 @@ def predict_folder(
     model, hp = load_classifier(checkpoint)
     names = list(hp["class_names"])
     pos = positive_classes(names)
-    temp, thr = 1.0, None
+    temp, bias, thr = 1.0, np.zeros(len(names)), None
     calibration = Path(calibration) if calibration else None
     if calibration is None:
         guess = Path(checkpoint).parent / "calibration.json"
@@ -66,6 +66,7 @@ def predict_folder(
                 f"checkpoint {names}"
             )
         temp, thr = float(cal["temperature"]), float(cal["threshold"])
+        bias = np.asarray(cal.get("bias") or np.zeros(len(names)), dtype=np.float64)
     else:
         log.warning("no calibration file: temperature 1, arg-max labels")
     root = Path(images)
@@ -88,7 +89,7 @@ def predict_folder(
         log.warning("skipped %d unreadable image(s)", skipped)
     tf = eval_transform(hp)
     logits = predict_logits(model, _Images(loaded, tf), tta=tta, device=device)
-    probs, probs_cal = softmax(logits), softmax(logits, temp)
+    probs, probs_cal = softmax(logits), softmax(logits / temp + bias)
     labels = decide(probs_cal, pos, thr) if thr is not None else probs_cal.argmax(axis=1)
     rows = [
         {
