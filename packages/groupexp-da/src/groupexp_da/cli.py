@@ -95,7 +95,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     run_demo(a.out, frames_source=a.frames_source, frames_target=a.frames_target,
              epochs=a.epochs, st3d_epochs=a.st3d_epochs, rounds=a.rounds, seed=a.seed,
              oracle=a.oracle, workers=a.workers,
-             plain_source=a.plain_source, method=a.method, groupexp_rounds=a.groupexp_rounds)
+             plain_source=a.plain_source, method=a.method, groupexp_rounds=a.groupexp_rounds,
+             groupexp_epochs=a.groupexp_epochs)
     return 0
 
 
@@ -191,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--method", choices=["st3d", "groupexp", "both"], default="st3d",
                    help="self-training method(s) after the shared ROS stage 1")
     m.add_argument("--groupexp-rounds", type=int, help="GroupEXP rounds (default max(rounds, 2))")
+    m.add_argument("--groupexp-epochs", type=int,
+                   help="epochs per GroupEXP round (default: --st3d-epochs)")
     m.set_defaults(func=cmd_demo)
 
     r = sub.add_parser("recall", help="recall heatmap by GT point count x car volume (x distance)")

@@ -132,14 +132,17 @@ METHODS = ("st3d", "groupexp", "both")
 def run_demo(out: str | Path, frames_source: int = 200, frames_target: int = 100,
              epochs: int = 6, st3d_epochs: int = 2, rounds: int = 1, seed: int = 0,
              oracle: bool = False, workers: int = 0, plain_source: bool = False,
-             method: str = "st3d", groupexp_rounds: int | None = None) -> dict:
+             method: str = "st3d", groupexp_rounds: int | None = None,
+             groupexp_epochs: int | None = None) -> dict:
     """Run the whole pipeline under ``out``; re-running resumes finished steps.
 
     Rows: ``source + ROS`` (ST3D's stage 1, the start of self-training), ``ST3D`` and/or
     ``GroupEXP`` (``method``) and, on request, ``source only`` (plain source training, the
     paper's baseline) and ``oracle``. GroupEXP self-trains from the same ROS checkpoint: its
     groups are initialised by k-means when round 0 starts training, so its pseudo labels use
-    the group branches from round 1 on (``groupexp_rounds`` defaults to ``max(rounds, 2)``).
+    the group branches from round 1 on (``groupexp_rounds`` defaults to ``max(rounds, 2)``, of
+    ``groupexp_epochs`` epochs each, default ``st3d_epochs``; a GroupEXP epoch trains on source +
+    target batches, twice the frames of an ST3D epoch).
     """
     from groupexp_da.data.synth import write_domain
 
@@ -167,13 +170,14 @@ def run_demo(out: str | Path, frames_source: int = 200, frames_target: int = 100
     labels, recall, pseudo_first = {}, {}, None
     runs = []
     if method in ("st3d", "both"):
-        runs.append(("st3d", "pointpillars_synth_st3d_cpu", rounds, "ST3D"))
+        runs.append(("st3d", "pointpillars_synth_st3d_cpu", rounds, st3d_epochs, "ST3D"))
     if method in ("groupexp", "both"):
         runs.append(("groupexp", "pointpillars_synth_groupexp_cpu",
-                     groupexp_rounds or max(rounds, 2), "GroupEXP"))
-    for key, config, n_rounds, name in runs:
+                     groupexp_rounds or max(rounds, 2), groupexp_epochs or st3d_epochs,
+                     "GroupEXP"))
+    for key, config, n_rounds, n_epochs, name in runs:
         t = time.perf_counter()
-        hist = _self_train(config, data, out / key, src_ckpt, n_rounds, st3d_epochs, workers)
+        hist = _self_train(config, data, out / key, src_ckpt, n_rounds, n_epochs, workers)
         timings[f"{key}_s"] = round(time.perf_counter() - t, 1)
         last = [h for h in hist if h["round"] >= 0][-1]
         rows[f"{name} ({n_rounds} round{'s' * (n_rounds > 1)})"] = last["metrics"]
