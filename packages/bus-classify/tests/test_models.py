@@ -95,11 +95,16 @@ def test_configs():
         load_config("cnn", ["bogus=1"])
 
 
-def test_import_package_registers_cnn():
+def test_import_models_registers_cnn():
+    """`import bus_classify.models` registers the CNN with timm (the bare package import stays
+    free of torch/timm so the CLI starts fast)."""
     import subprocess
     import sys
 
-    code = "import bus_classify, timm; print(timm.create_model('bus_cnn_small', num_classes=2).num_classes)"
+    code = (
+        "import bus_classify.models, timm; "
+        "print(timm.create_model('bus_cnn_small', num_classes=2).num_classes)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "2"
 
