@@ -231,9 +231,8 @@ class _RowReader:
         tiles = torch.empty(
             (len(p.xs), src.count, p.th, p.tw), dtype=torch.uint8, pin_memory=self.pin
         )
-        cut = tiles.numpy()  # numpy's strided uint8 copy is ~45x faster here than torch.stack's
-        for j, x in enumerate(p.xs):
-            cut[j] = strip[:, :, x : x + p.tw]
+        view = torch.from_numpy(strip)
+        torch.stack([view[:, :, x : x + p.tw] for x in p.xs], out=tiles)
         ok = None
         if self.mask:
             ok = np.ones((p.th, p.width), bool)
