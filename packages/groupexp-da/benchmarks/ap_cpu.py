@@ -28,14 +28,30 @@ def make_frames(n_frames: int, boxes_per_frame: int, seed: int = 0):
         names = rng.choice(["Car", "Car", "Car", "Van", "Pedestrian"], k)
         det = gt + rng.normal(0, [0.2, 0.2, 0.1, 0.1, 0.05, 0.05, 0.05], gt.shape)
         det = det[rng.random(k) < 0.85]
-        fp = np.c_[rng.uniform(0, 70, (5, 1)), rng.uniform(-40, 40, (5, 1)),
-                   np.full((5, 1), -1.7), np.tile([3.9, 1.6, 1.5], (5, 1)),
-                   rng.uniform(-3, 3, (5, 1))]
+        fp = np.c_[
+            rng.uniform(0, 70, (5, 1)),
+            rng.uniform(-40, 40, (5, 1)),
+            np.full((5, 1), -1.7),
+            np.tile([3.9, 1.6, 1.5], (5, 1)),
+            rng.uniform(-3, 3, (5, 1)),
+        ]
         det = np.vstack([det, fp])
-        gts.append({"boxes": gt, "names": names, "height": rng.uniform(15, 200, k),
-                    "occluded": rng.integers(0, 3, k), "truncated": rng.uniform(0, 0.5, k)})
-        dts.append({"boxes": det, "scores": rng.uniform(0, 1, len(det)),
-                    "height": rng.uniform(15, 200, len(det))})
+        gts.append(
+            {
+                "boxes": gt,
+                "names": names,
+                "height": rng.uniform(15, 200, k),
+                "occluded": rng.integers(0, 3, k),
+                "truncated": rng.uniform(0, 0.5, k),
+            }
+        )
+        dts.append(
+            {
+                "boxes": det,
+                "scores": rng.uniform(0, 1, len(det)),
+                "height": rng.uniform(15, 200, len(det)),
+            }
+        )
     return gts, dts
 
 
@@ -74,23 +90,33 @@ def main(argv=None) -> None:
     m = 20 if a.quick else 200
     pairs = 0
     t0 = time.perf_counter()
-    ours = [bev_iou(d["boxes"][:, [0, 1, 3, 4, 6]], g["boxes"][:, [0, 1, 3, 4, 6]])
-            for g, d in zip(gts[:m], dts[:m])]
+    ours = [
+        bev_iou(d["boxes"][:, [0, 1, 3, 4, 6]], g["boxes"][:, [0, 1, 3, 4, 6]])
+        for g, d in zip(gts[:m], dts[:m])
+    ]
     t_ours = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ref = [shapely_iou(d["boxes"][:, [0, 1, 3, 4, 6]], g["boxes"][:, [0, 1, 3, 4, 6]])
-           for g, d in zip(gts[:m], dts[:m])]
+    ref = [
+        shapely_iou(d["boxes"][:, [0, 1, 3, 4, 6]], g["boxes"][:, [0, 1, 3, 4, 6]])
+        for g, d in zip(gts[:m], dts[:m])
+    ]
     t_shp = time.perf_counter() - t0
     pairs = sum(o.size for o in ours)
     err = max(float(np.abs(o - r).max()) for o, r in zip(ours, ref) if o.size)
     out = {
-        "benchmark": "ap_cpu", "package": "groupexp-da", "device": "cpu",
+        "benchmark": "ap_cpu",
+        "package": "groupexp-da",
+        "device": "cpu",
         "results": {
-            "frames": n, "gt_boxes": int(sum(len(g["boxes"]) for g in gts)),
+            "frames": n,
+            "gt_boxes": int(sum(len(g["boxes"]) for g in gts)),
             "pred_boxes": int(sum(len(d["boxes"]) for d in dts)),
-            "ap_seconds": round(t_ap, 3), "goal_seconds": 30.0,
+            "ap_seconds": round(t_ap, 3),
+            "goal_seconds": 30.0,
             "ratio_to_goal": round(t_ap / 30.0 * (3769 / n), 4),
-            "iou_pairs": pairs, "iou_ours_s": round(t_ours, 4), "iou_shapely_s": round(t_shp, 4),
+            "iou_pairs": pairs,
+            "iou_ours_s": round(t_ours, 4),
+            "iou_shapely_s": round(t_shp, 4),
             "iou_speedup_vs_shapely": round(t_shp / max(t_ours, 1e-9), 1),
             "iou_max_abs_diff_vs_shapely": err,
             "Car_3D_R40_moderate": round(res["Car_3D_R40_moderate"], 3),

@@ -77,9 +77,18 @@ def synth_annos(n: int, seed: int = 0):
         height = 721.5 * dims[:, 1] / loc[:, 2]
         bbox = np.c_[rng.uniform(0, 1000, k), top, rng.uniform(0, 1000, k) + 50, top + height]
         names = rng.choice(["Car"] * 6 + ["Van", "Pedestrian", "DontCare"], k)
-        gts.append(dict(name=names, truncated=rng.choice([0.0, 0.2, 0.4, 0.6], k),
-                        occluded=rng.integers(0, 4, k), alpha=np.full(k, -10.0), bbox=bbox,
-                        location=loc, dimensions=dims, rotation_y=ry))
+        gts.append(
+            dict(
+                name=names,
+                truncated=rng.choice([0.0, 0.2, 0.4, 0.6], k),
+                occluded=rng.integers(0, 4, k),
+                alpha=np.full(k, -10.0),
+                bbox=bbox,
+                location=loc,
+                dimensions=dims,
+                rotation_y=ry,
+            )
+        )
         keep = rng.random(k) < 0.8
         m = int(keep.sum())
         dl = loc[keep] + rng.normal(0, [0.25, 0.08, 0.25], (m, 3))
@@ -90,12 +99,31 @@ def synth_annos(n: int, seed: int = 0):
         dl = np.vstack([dl, np.c_[rng.uniform(-20, 20, f), np.full(f, 1.6), rng.uniform(4, 60, f)]])
         dd = np.vstack([dd, np.tile([3.9, 1.55, 1.6], (f, 1))])
         dr = np.r_[dr, rng.uniform(-3, 3, f)]
-        db = np.vstack([db, np.c_[np.zeros((f, 1)), np.full((f, 1), 150.0), np.full((f, 1), 80.0),
-                                  150 + rng.uniform(10, 90, (f, 1))]])
+        db = np.vstack(
+            [
+                db,
+                np.c_[
+                    np.zeros((f, 1)),
+                    np.full((f, 1), 150.0),
+                    np.full((f, 1), 80.0),
+                    150 + rng.uniform(10, 90, (f, 1)),
+                ],
+            ]
+        )
         mm = m + f
-        dts.append(dict(name=np.array(["Car"] * mm), truncated=np.zeros(mm),
-                        occluded=np.zeros(mm), alpha=np.full(mm, -10.0), bbox=db,
-                        location=dl, dimensions=dd, rotation_y=dr, score=rng.uniform(0, 1, mm)))
+        dts.append(
+            dict(
+                name=np.array(["Car"] * mm),
+                truncated=np.zeros(mm),
+                occluded=np.zeros(mm),
+                alpha=np.full(mm, -10.0),
+                bbox=db,
+                location=dl,
+                dimensions=dd,
+                rotation_y=dr,
+                score=rng.uniform(0, 1, mm),
+            )
+        )
     return gts, dts
 
 
@@ -107,12 +135,16 @@ def fixture_annos(shared: Path):
     names_of = {0: "Pedestrian", 1: "Cyclist", 2: "Car", -1: "DontCare"}
     inst = info["instances"]
     b3 = np.array([i["bbox_3d"] for i in inst])
-    gt = dict(name=np.array([names_of.get(i["bbox_label_3d"], "Misc") for i in inst]),
-              truncated=np.array([i["truncated"] for i in inst], float),
-              occluded=np.array([i["occluded"] for i in inst]),
-              alpha=np.array([i.get("alpha", -10.0) for i in inst], float),
-              bbox=np.array([i["bbox"] for i in inst], float),
-              location=b3[:, :3], dimensions=b3[:, 3:6], rotation_y=b3[:, 6])
+    gt = dict(
+        name=np.array([names_of.get(i["bbox_label_3d"], "Misc") for i in inst]),
+        truncated=np.array([i["truncated"] for i in inst], float),
+        occluded=np.array([i["occluded"] for i in inst]),
+        alpha=np.array([i.get("alpha", -10.0) for i in inst], float),
+        bbox=np.array([i["bbox"] for i in inst], float),
+        location=b3[:, :3],
+        dimensions=b3[:, 3:6],
+        rotation_y=b3[:, 6],
+    )
     rng = np.random.default_rng(8)
     dts = []
     # mmdet3d's GPU rotate_iou divides by zero on exactly parallel edges (NaN IoU for a
@@ -120,12 +152,19 @@ def fixture_annos(shared: Path):
     for noise in (0.02, 0.1, 0.3):
         car = gt["name"] == "Car"
         n = int(car.sum())
-        dts.append(dict(name=np.array(["Car"] * n), truncated=np.zeros(n), occluded=np.zeros(n),
-                        alpha=np.full(n, -10.0), bbox=gt["bbox"][car],
-                        location=gt["location"][car] + rng.normal(0, noise, (n, 3)),
-                        dimensions=gt["dimensions"][car] * rng.normal(1, noise / 4, (n, 3)),
-                        rotation_y=gt["rotation_y"][car] + rng.normal(0, noise / 2 + 0.01, n),
-                        score=np.linspace(0.9, 0.4, n)))
+        dts.append(
+            dict(
+                name=np.array(["Car"] * n),
+                truncated=np.zeros(n),
+                occluded=np.zeros(n),
+                alpha=np.full(n, -10.0),
+                bbox=gt["bbox"][car],
+                location=gt["location"][car] + rng.normal(0, noise, (n, 3)),
+                dimensions=gt["dimensions"][car] * rng.normal(1, noise / 4, (n, 3)),
+                rotation_y=gt["rotation_y"][car] + rng.normal(0, noise / 2 + 0.01, n),
+                score=np.linspace(0.9, 0.4, n),
+            )
+        )
     l2c = np.array(info["images"]["CAM2"]["lidar2cam"], np.float64)
     return [gt] * len(dts), dts, l2c
 
@@ -165,14 +204,19 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda", choices=["cpu", "cuda"])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--frames", type=int, default=None,
-                    help="synthetic frames (default 3769 on cuda, 150 on the CPU simulator)")
+    ap.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="synthetic frames (default 3769 on cuda, 150 on the CPU simulator)",
+    )
     ap.add_argument("--mmdet3d-root")
     ap.add_argument("--mmdet3d-wheel")
     a = ap.parse_args(argv)
     ref = load_reference(a.mmdet3d_root, a.mmdet3d_wheel)
-    shared = Path(os.environ.get("CV_SHARED_DIR", Path(__file__).resolve().parents[3].parent
-                                 / "shared"))
+    shared = Path(
+        os.environ.get("CV_SHARED_DIR", Path(__file__).resolve().parents[3].parent / "shared")
+    )
     res = {}
     fg, fd, fl2c = fixture_annos(shared)
     if fg:
@@ -182,14 +226,30 @@ def main(argv=None):
     n = a.frames or (3769 if a.device == "cuda" else 150)
     g, d = synth_annos(20 if a.quick else n)
     err, diffs, t_ref, t_ours = compare(ref, g, d, L2C)
-    res["synthetic"] = {"frames": len(g), "max_abs_diff": err, "ref_vs_ours": diffs,
-                        "mmdet3d_s": round(t_ref, 2), "ours_s": round(t_ours, 2)}
+    res["synthetic"] = {
+        "frames": len(g),
+        "max_abs_diff": err,
+        "ref_vs_ours": diffs,
+        "mmdet3d_s": round(t_ref, 2),
+        "ours_s": round(t_ours, 2),
+    }
     worst = max(v["max_abs_diff"] for v in res.values())
     sim = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
-    print(json.dumps({"benchmark": "ap_vs_mmdet3d", "package": "groupexp-da",
-                      "device": a.device, "results": {"cuda_simulator": sim,"max_abs_diff": worst,
-                                                      "equal_to_1e-3": worst <= 1e-3,
-                                                      **res}}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "ap_vs_mmdet3d",
+                "package": "groupexp-da",
+                "device": a.device,
+                "results": {
+                    "cuda_simulator": sim,
+                    "max_abs_diff": worst,
+                    "equal_to_1e-3": worst <= 1e-3,
+                    **res,
+                },
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -68,8 +68,7 @@ def _time_pred(model, vb, device) -> float:
     return time.perf_counter() - t0
 
 
-def _bench_pair(configs: dict[str, str], data: Path, device: str, batch: int,
-                steps: int) -> dict:
+def _bench_pair(configs: dict[str, str], data: Path, device: str, batch: int, steps: int) -> dict:
     """Time the models of ``configs`` interleaved step by step (median), so load changes on a
     shared machine hit all of them alike."""
     setups = {k: _setup(c, data, device, batch) for k, c in configs.items()}
@@ -85,11 +84,15 @@ def _bench_pair(configs: dict[str, str], data: Path, device: str, batch: int,
     out = {}
     for k, (model, *_rest) in setups.items():
         t_train, t_pred = float(np.median(train[k])), float(np.median(pred[k]))
-        out[k] = {"config": configs[k], "batch": batch, "train_step_s": round(t_train, 4),
-                  "train_fps": round(batch / t_train, 2),
-                  "predict_s_per_frame": round(t_pred / batch, 4),
-                  "inference_fps": round(batch / t_pred, 2),
-                  "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3)}
+        out[k] = {
+            "config": configs[k],
+            "batch": batch,
+            "train_step_s": round(t_train, 4),
+            "train_fps": round(batch / t_train, 2),
+            "predict_s_per_frame": round(t_pred / batch, 4),
+            "inference_fps": round(batch / t_pred, 2),
+            "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
+        }
     return out
 
 
@@ -100,7 +103,8 @@ def _ratios(res: dict, name: str) -> None:
         "train_step_ratio": round(g["train_step_s"] / b["train_step_s"], 3),
         "train_goal_max": 1.5,
         "inference_fps_ratio": round(g["inference_fps"] / b["inference_fps"], 3),
-        "inference_goal_min": 0.95}
+        "inference_goal_min": 0.95,
+    }
 
 
 def main(argv=None) -> None:
@@ -118,22 +122,48 @@ def main(argv=None) -> None:
         data = Path(tmp)
         write_domain(data / "source", "source", batch + 2, seed=0)
         write_domain(data / "target", "target", batch + 2, seed=1)
-        res = _bench_pair({"pointpillars": "pointpillars_synth_ros_cpu",
-                           "pointpillars_groupexp": "pointpillars_synth_groupexp_src_cpu"},
-                          data, a.device, batch, steps)
+        res = _bench_pair(
+            {
+                "pointpillars": "pointpillars_synth_ros_cpu",
+                "pointpillars_groupexp": "pointpillars_synth_groupexp_src_cpu",
+            },
+            data,
+            a.device,
+            batch,
+            steps,
+        )
         _ratios(res, "pointpillars")
         if a.device == "cuda":
-            res.update(_bench_pair({"second": "second_synth_source_only_gpu",
-                                    "second_groupexp": "second_synth_groupexp_src_gpu"},
-                                   data, a.device, batch, steps))
+            res.update(
+                _bench_pair(
+                    {
+                        "second": "second_synth_source_only_gpu",
+                        "second_groupexp": "second_synth_groupexp_src_gpu",
+                    },
+                    data,
+                    a.device,
+                    batch,
+                    steps,
+                )
+            )
             _ratios(res, "second")
             res["second_vs_pointpillars_train_time"] = round(
-                res["second"]["train_step_s"] / res["pointpillars"]["train_step_s"], 3)
+                res["second"]["train_step_s"] / res["pointpillars"]["train_step_s"], 3
+            )
     res["pointpillars"]["predict_vs_train_time_per_frame"] = round(
-        res["pointpillars"]["predict_s_per_frame"] * batch / res["pointpillars"]["train_step_s"], 3)
+        res["pointpillars"]["predict_s_per_frame"] * batch / res["pointpillars"]["train_step_s"], 3
+    )
     res["torch_threads"] = torch.get_num_threads()
-    print(json.dumps({"benchmark": "detector_speed", "package": "groupexp-da",
-                      "device": a.device, "results": res}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "detector_speed",
+                "package": "groupexp-da",
+                "device": a.device,
+                "results": res,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-STAGE1 = {"A0": "pointpillars_synth_source_only_cpu", "A1": "pointpillars_synth_ros_cpu",
-          "G": "pointpillars_synth_groupexp_src_cpu"}
+STAGE1 = {
+    "A0": "pointpillars_synth_source_only_cpu",
+    "A1": "pointpillars_synth_ros_cpu",
+    "G": "pointpillars_synth_groupexp_src_cpu",
+}
 SELF = {  # row: (config, stage-1 row, cfg options)
     "A2": ("pointpillars_synth_st3d_cpu", "A1", []),
     "A3": ("pointpillars_synth_st3d_mix_cpu", "A1", []),
@@ -44,8 +47,13 @@ def _job(a) -> None:
         ckpt, m = _train(a.config, data, work, a.epochs, a.workers)
         res = {"checkpoint": ckpt, "metrics": m}
     else:
-        cfg = load_config(a.config, source=str(data / "source"), target=str(data / "target"),
-                          work_dir=str(work), cfg_options=parse_cfg_options(a.cfg_options))
+        cfg = load_config(
+            a.config,
+            source=str(data / "source"),
+            target=str(data / "target"),
+            work_dir=str(work),
+            cfg_options=parse_cfg_options(a.cfg_options),
+        )
         set_workers(cfg, a.workers)
         cfg.st3d.rounds, cfg.st3d.epochs_per_round = a.rounds, a.st3d_epochs
         res = {"history": adapt(cfg, a.ckpt, work, device=a.device)}
@@ -61,15 +69,24 @@ def _warm_numba() -> None:
 
     b = np.array([[10.0, 0, 0, 4, 1.8, 1.6, 0.1]])
     bev_iou(bev_of(b), bev_of(b))
-    gt = [{"boxes": b, "names": np.array(["Car"]), "height": np.array([50.0]),
-           "occluded": np.zeros(1), "truncated": np.zeros(1)}]
-    kitti_ap(gt, [{"boxes": b + 0.01, "scores": np.array([0.9]), "height": None}], "Car", 0.7,
-             True)
+    gt = [
+        {
+            "boxes": b,
+            "names": np.array(["Car"]),
+            "height": np.array([50.0]),
+            "occluded": np.zeros(1),
+            "truncated": np.zeros(1),
+        }
+    ]
+    kitti_ap(gt, [{"boxes": b + 0.01, "scores": np.array([0.9]), "height": None}], "Car", 0.7, True)
 
 
 def _launch(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, __file__, "--job", "--out", "-", *args], stdout=open(log, "w"),
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, __file__, "--job", "--out", "-", *args],
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _wait(procs: dict[str, subprocess.Popen]) -> dict[str, int]:
@@ -84,10 +101,15 @@ def _group_weights(out: Path, seed: int, acc: dict) -> dict:
     """Group weights and sizes per epoch from every ``groups.json`` of this seed's runs."""
     for f in sorted(out.glob(f"s{seed}_*/**/groups.json")):
         run = f.relative_to(out).parent.as_posix()
-        acc[run] = [{"epoch": e["epoch"], "weights": [g["weight"] for g in e["groups"]],
-                     "objects": [g["objects"] for g in e["groups"]],
-                     "target_share": [g["target_share"] for g in e["groups"]]}
-                    for e in json.loads(f.read_text())]
+        acc[run] = [
+            {
+                "epoch": e["epoch"],
+                "weights": [g["weight"] for g in e["groups"]],
+                "objects": [g["objects"] for g in e["groups"]],
+                "target_share": [g["target_share"] for g in e["groups"]],
+            }
+            for e in json.loads(f.read_text())
+        ]
     return acc
 
 
@@ -102,12 +124,18 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--st3d-epochs", type=int, default=2)
     ap.add_argument("--seeds", default="0")
-    ap.add_argument("--rows", default=",".join([*STAGE1, *SELF]),
-                    help="rows to run, e.g. A1,G,A2,A4 (a self-training row needs its stage 1)")
+    ap.add_argument(
+        "--rows",
+        default=",".join([*STAGE1, *SELF]),
+        help="rows to run, e.g. A1,G,A2,A4 (a self-training row needs its stage 1)",
+    )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--synth-workers", type=int, default=12)
-    ap.add_argument("--synth-only", action="store_true",
-                    help="write the seeds' synthetic frames and stop (numpy only)")
+    ap.add_argument(
+        "--synth-only",
+        action="store_true",
+        help="write the seeds' synthetic frames and stop (numpy only)",
+    )
     ap.add_argument("--job", action="store_true")
     ap.add_argument("--kind")
     ap.add_argument("--config")
@@ -130,24 +158,53 @@ def main(argv=None) -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    result = {"benchmark": "gpu_grid", "package": "groupexp-da", "device": a.device,
-              "settings": {k: getattr(a, k) for k in ("frames_source", "frames_target",
-                                                        "epochs", "rounds", "st3d_epochs")},
-              "rows": {}, "labels": {}, "timings": {}}
+    result = {
+        "benchmark": "gpu_grid",
+        "package": "groupexp-da",
+        "device": a.device,
+        "settings": {
+            k: getattr(a, k)
+            for k in ("frames_source", "frames_target", "epochs", "rounds", "st3d_epochs")
+        },
+        "rows": {},
+        "labels": {},
+        "timings": {},
+    }
     for seed in [int(s) for s in a.seeds.split(",")]:
         data = out / f"data_s{seed}"
         for dom, n in (("source", a.frames_source), ("target", a.frames_target)):
             if not (data / dom / "val_infos.pkl").exists():
-                write_domain(data / dom, dom, n, seed=seed + (dom == "target"),
-                             workers=a.synth_workers)
+                write_domain(
+                    data / dom, dom, n, seed=seed + (dom == "target"), workers=a.synth_workers
+                )
         result["timings"][f"synth_s{seed}"] = round(time.perf_counter() - t0, 1)
         if a.synth_only:
             continue
-        common = ["--data", str(data), "--epochs", str(a.epochs), "--workers", str(a.workers),
-                  "--device", a.device]
-        procs = {row: _launch(["--kind", "stage1", "--config", cfg, "--work",
-                               str(out / f"s{seed}_{row}"), *common],
-                              out / f"s{seed}_{row}.log") for row, cfg in stage1_rows.items()}
+        common = [
+            "--data",
+            str(data),
+            "--epochs",
+            str(a.epochs),
+            "--workers",
+            str(a.workers),
+            "--device",
+            a.device,
+        ]
+        procs = {
+            row: _launch(
+                [
+                    "--kind",
+                    "stage1",
+                    "--config",
+                    cfg,
+                    "--work",
+                    str(out / f"s{seed}_{row}"),
+                    *common,
+                ],
+                out / f"s{seed}_{row}.log",
+            )
+            for row, cfg in stage1_rows.items()
+        }
         rc = _wait(procs)
         result["timings"][f"stage1_s{seed}"] = round(time.perf_counter() - t0, 1)
         stage = {}
@@ -162,9 +219,21 @@ def main(argv=None) -> None:
         for row, (cfg, src, opts) in self_rows.items():
             if src not in stage:
                 continue
-            args = ["--kind", "adapt", "--config", cfg, "--work", str(out / f"s{seed}_{row}"),
-                    "--ckpt", stage[src]["checkpoint"], *common, "--rounds", str(a.rounds),
-                    "--st3d-epochs", str(a.st3d_epochs)]
+            args = [
+                "--kind",
+                "adapt",
+                "--config",
+                cfg,
+                "--work",
+                str(out / f"s{seed}_{row}"),
+                "--ckpt",
+                stage[src]["checkpoint"],
+                *common,
+                "--rounds",
+                str(a.rounds),
+                "--st3d-epochs",
+                str(a.st3d_epochs),
+            ]
             if opts:
                 args += ["--cfg-options", *opts]
             procs[row] = _launch(args, out / f"s{seed}_{row}.log")
@@ -179,12 +248,18 @@ def main(argv=None) -> None:
             last = [h for h in hist if h["round"] >= 0][-1]
             result["rows"].setdefault(row, {})[seed] = _short(last["metrics"])
             result["labels"].setdefault(row, {})[seed] = [
-                {"round": h["round"], "AP": _short(h["metrics"]),
-                 "positives": h["labels"]["positives"], "ignored": h["labels"]["ignored"],
-                 "by_group": h["labels"].get("positives_by_group"),
-                 "q07": h["labels"].get("quality_bev_iou_0.7"),
-                 "q05": h["labels"].get("quality_bev_iou_0.5")}
-                for h in hist if h["round"] >= 0]
+                {
+                    "round": h["round"],
+                    "AP": _short(h["metrics"]),
+                    "positives": h["labels"]["positives"],
+                    "ignored": h["labels"]["ignored"],
+                    "by_group": h["labels"].get("positives_by_group"),
+                    "q07": h["labels"].get("quality_bev_iou_0.7"),
+                    "q05": h["labels"].get("quality_bev_iou_0.5"),
+                }
+                for h in hist
+                if h["round"] >= 0
+            ]
         result["groups"] = _group_weights(out, seed, result.get("groups", {}))
         (out / "grid.json").write_text(json.dumps(result, indent=1))
         for row in ("A2", "A4"):  # mechanism: recall by kind of car, detections and labels
@@ -196,17 +271,31 @@ def main(argv=None) -> None:
 
             last = [h for h in json.loads(f.read_text())["history"] if h["round"] >= 0][-1]
             pl = Path(last["checkpoint"]).parent / "pseudo_labels.pkl"
-            det = run_recall(data / "target" / "val_infos.pkl", out / f"recall_s{seed}_{row}",
-                             checkpoint=last["checkpoint"], config=SELF[row][0], device=a.device)
-            lab = run_recall(data / "target" / "train_infos.pkl", out / f"recall_s{seed}_{row}",
-                             pseudo=str(pl))
-            tables = {"detections (target val)": det["tables"]["detections"],
-                      "last pseudo labels (target train)": lab["tables"]["pseudo labels"]}
+            det = run_recall(
+                data / "target" / "val_infos.pkl",
+                out / f"recall_s{seed}_{row}",
+                checkpoint=last["checkpoint"],
+                config=SELF[row][0],
+                device=a.device,
+            )
+            lab = run_recall(
+                data / "target" / "train_infos.pkl", out / f"recall_s{seed}_{row}", pseudo=str(pl)
+            )
+            tables = {
+                "detections (target val)": det["tables"]["detections"],
+                "last pseudo labels (target train)": lab["tables"]["pseudo labels"],
+            }
             write_recall(out / f"recall_s{seed}_{row}", tables)
             result.setdefault("recall", {})[f"{row}_s{seed}"] = {
-                k: {"recall": v["recall"], "worst_bin_recall": v["worst_bin_recall"],
-                    "cv": v["cv"], "recall_grid": v["recall_grid"], "count": v["count"]}
-                for k, v in tables.items()}
+                k: {
+                    "recall": v["recall"],
+                    "worst_bin_recall": v["worst_bin_recall"],
+                    "cv": v["cv"],
+                    "recall_grid": v["recall_grid"],
+                    "count": v["count"],
+                }
+                for k, v in tables.items()
+            }
     if a.synth_only:
         return
     result["timings"]["total_s"] = round(time.perf_counter() - t0, 1)

@@ -28,17 +28,40 @@ def test_show_writes_png_with_gt_and_pseudo(tmp_path, capsys):
     data = pickle.load(open(paths["train"], "rb"))
     info = data["data_list"][0]
     pseudo = dict(data)
-    pseudo["data_list"] = [dict(info, instances=[
-        dict(bbox_3d=info["instances"][0]["bbox_3d"], bbox_label_3d=0),
-        dict(bbox_3d=[30.0, 5.0, -1.8, 4.0, 1.8, 1.6, 0.0], bbox_label_3d=-1)])]
+    pseudo["data_list"] = [
+        dict(
+            info,
+            instances=[
+                dict(bbox_3d=info["instances"][0]["bbox_3d"], bbox_label_3d=0),
+                dict(bbox_3d=[30.0, 5.0, -1.8, 4.0, 1.8, 1.6, 0.0], bbox_label_3d=-1),
+            ],
+        )
+    ]
     pk = tmp_path / "pseudo.pkl"
     pickle.dump(pseudo, open(pk, "wb"))
     out = tmp_path / "bev.png"
-    assert main(["show", "--info", str(paths["train"]), "--index", "0", "--pseudo", str(pk),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "show",
+                "--info",
+                str(paths["train"]),
+                "--index",
+                "0",
+                "--pseudo",
+                str(pk),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.stat().st_size > 10_000
-    _assert_one_line_error(capsys, ["show", "--info", str(paths["train"]), "--index", "9",
-                                    "--out", str(out)], "out of range")
+    _assert_one_line_error(
+        capsys,
+        ["show", "--info", str(paths["train"]), "--index", "9", "--out", str(out)],
+        "out of range",
+    )
 
 
 def _assert_one_line_error(capsys, argv: list[str], *needles: str) -> str:
@@ -63,25 +86,51 @@ def test_missing_val_infos_is_one_line(tmp_path, capsys):
     write_domain(tmp_path / "src", "source", 3, seed=0)
     (tmp_path / "tgt").mkdir()  # target folder without val_infos.pkl
     line = _assert_one_line_error(
-        capsys, ["train", "pointpillars_synth_source_only_cpu", "--source", str(tmp_path / "src"),
-                 "--target", str(tmp_path / "tgt"), "--work-dir", str(tmp_path / "w")],
-        str(tmp_path / "tgt" / "val_infos.pkl"))
+        capsys,
+        [
+            "train",
+            "pointpillars_synth_source_only_cpu",
+            "--source",
+            str(tmp_path / "src"),
+            "--target",
+            str(tmp_path / "tgt"),
+            "--work-dir",
+            str(tmp_path / "w"),
+        ],
+        str(tmp_path / "tgt" / "val_infos.pkl"),
+    )
     assert "info pkl not found" in line
     assert not (tmp_path / "w").exists()
-    _assert_one_line_error(capsys, ["show", "--info", str(tmp_path / "tgt" / "val_infos.pkl"),
-                                    "--out", str(tmp_path / "b.png")],
-                           str(tmp_path / "tgt" / "val_infos.pkl"), "not found")
+    _assert_one_line_error(
+        capsys,
+        [
+            "show",
+            "--info",
+            str(tmp_path / "tgt" / "val_infos.pkl"),
+            "--out",
+            str(tmp_path / "b.png"),
+        ],
+        str(tmp_path / "tgt" / "val_infos.pkl"),
+        "not found",
+    )
 
 
 def test_unknown_config_is_one_line(tmp_path, capsys):
-    line = _assert_one_line_error(capsys, ["train", "pointpillars_no_such_cfg", "--work-dir",
-                                           str(tmp_path)], "pointpillars_no_such_cfg")
+    line = _assert_one_line_error(
+        capsys,
+        ["train", "pointpillars_no_such_cfg", "--work-dir", str(tmp_path)],
+        "pointpillars_no_such_cfg",
+    )
     assert "pointpillars_synth_st3d_cpu" in line  # lists the shipped names
 
 
 def test_synth_one_frame_is_one_line(tmp_path, capsys):
-    _assert_one_line_error(capsys, ["synth", "--out", str(tmp_path / "s"), "--frames", "1"],
-                           str(tmp_path / "s"), "at least 2 frames")
+    _assert_one_line_error(
+        capsys,
+        ["synth", "--out", str(tmp_path / "s"), "--frames", "1"],
+        str(tmp_path / "s"),
+        "at least 2 frames",
+    )
     assert not (tmp_path / "s" / "train_infos.pkl").exists()
 
 
@@ -92,9 +141,19 @@ def test_non_checkpoint_is_one_line(tmp_path, capsys):
     bad = tmp_path / "model.pth"
     bad.write_bytes(b"not a checkpoint at all")
     line = _assert_one_line_error(
-        capsys, ["test", "pointpillars_synth_source_only_cpu", str(bad), "--target",
-                 str(tmp_path / "tgt"), "--work-dir", str(tmp_path / "w")],
-        str(bad), "not a groupexp-da checkpoint")
+        capsys,
+        [
+            "test",
+            "pointpillars_synth_source_only_cpu",
+            str(bad),
+            "--target",
+            str(tmp_path / "tgt"),
+            "--work-dir",
+            str(tmp_path / "w"),
+        ],
+        str(bad),
+        "not a groupexp-da checkpoint",
+    )
     assert "weights_only" not in line
 
 

@@ -57,8 +57,11 @@ def test_pointpillars_cpu_steps_lower_the_loss(synth_data):
     from mmdet3d.registry import DATASETS, MODELS
 
     _register()
-    cfg = load_config("pointpillars_synth_source_only_cpu", source=str(synth_data / "source"),
-                      target=str(synth_data / "target"))
+    cfg = load_config(
+        "pointpillars_synth_source_only_cpu",
+        source=str(synth_data / "source"),
+        target=str(synth_data / "target"),
+    )
     ds = DATASETS.build(cfg.train_dataloader.dataset)
     assert len(ds) >= 4
     torch.manual_seed(0)
@@ -84,8 +87,11 @@ def test_synthetic_model_predicts_on_real_frames(synth_data, lidar_fixtures, fix
     from groupexp_da.data.transforms import CAR_NAMES, Z_SHIFT
 
     _register()
-    cfg = load_config("pointpillars_synth_source_only_cpu", source=str(synth_data / "source"),
-                      target=str(synth_data / "target"))
+    cfg = load_config(
+        "pointpillars_synth_source_only_cpu",
+        source=str(synth_data / "source"),
+        target=str(synth_data / "target"),
+    )
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.train()
@@ -96,27 +102,43 @@ def test_synthetic_model_predicts_on_real_frames(synth_data, lidar_fixtures, fix
     model.eval()
     real = {
         "kitti": ("KittiDataset", lidar_fixtures, "kitti_000008.pkl", str(fixture_view)),
-        "nuscenes": ("NuScenesDataset", lidar_fixtures,
-                     "nuscenes_n015-2018-07-24-11-22-45+0800.pkl", str(fixture_view)),
-        "waymo": ("WaymoDataset", lidar_fixtures / "waymo_kitti_format", "waymo_infos_val.pkl",
-                  "training/velodyne"),
+        "nuscenes": (
+            "NuScenesDataset",
+            lidar_fixtures,
+            "nuscenes_n015-2018-07-24-11-22-45+0800.pkl",
+            str(fixture_view),
+        ),
+        "waymo": (
+            "WaymoDataset",
+            lidar_fixtures / "waymo_kitti_format",
+            "waymo_infos_val.pkl",
+            "training/velodyne",
+        ),
     }
     for name, (typ, root, ann, prefix) in real.items():
         pipeline = [dict(t) for t in cfg.test_pipeline]
         pipeline[1] = dict(type="ShiftZ", shift=Z_SHIFT[name])
-        ds = DATASETS.build(dict(type=typ, data_root=str(root), ann_file=ann,
-                                 data_prefix=dict(pts=prefix, sweeps=prefix), pipeline=pipeline,
-                                 metainfo=dict(classes=list(CAR_NAMES[name])),
-                                 modality=dict(use_lidar=True, use_camera=False),
-                                 test_mode=True))
+        ds = DATASETS.build(
+            dict(
+                type=typ,
+                data_root=str(root),
+                ann_file=ann,
+                data_prefix=dict(pts=prefix, sweeps=prefix),
+                pipeline=pipeline,
+                metainfo=dict(classes=list(CAR_NAMES[name])),
+                modality=dict(use_lidar=True, use_camera=False),
+                test_mode=True,
+            )
+        )
         with torch.no_grad():
             out = model.test_step(pseudo_collate([ds[0]]))[0]
         assert out.metainfo["z_shift"] == Z_SHIFT[name]
         pred = out.pred_instances_3d
         assert torch.isfinite(pred.bboxes_3d.tensor).all(), name
         if name == "kitti":
-            metric = METRICS.build(dict(type="CarAPMetric", ann_file=str(root / ann),
-                                        gt_format="kitti"))
+            metric = METRICS.build(
+                dict(type="CarAPMetric", ann_file=str(root / ann), gt_format="kitti")
+            )
             sample = out.to_dict()
             assert sample["sample_idx"] == 0  # position in the info list
             metric.process({}, [sample])
@@ -135,14 +157,23 @@ def test_pseudo_label_infos_train_with_ignore_band(synth_data, tmp_path):
     from groupexp_da.engine.pseudo import to_instances
 
     _register()
-    cfg = load_config("pointpillars_synth_st3d_cpu", source=str(synth_data / "source"),
-                      target=str(synth_data / "target"))
+    cfg = load_config(
+        "pointpillars_synth_st3d_cpu",
+        source=str(synth_data / "source"),
+        target=str(synth_data / "target"),
+    )
     data = pickle.load(open(synth_data / "target" / "train_infos.pkl", "rb"))
     for info in data["data_list"]:
         boxes = np.array([i["bbox_3d"] for i in info["instances"]]).reshape(-1, 7)
         labels = np.where(np.arange(len(boxes)) % 2 == 0, 0, -1)
-        info["instances"] = to_instances({"boxes": boxes, "scores": np.full(len(boxes), 0.7),
-                                          "miss": np.zeros(len(boxes), int), "labels": labels})
+        info["instances"] = to_instances(
+            {
+                "boxes": boxes,
+                "scores": np.full(len(boxes), 0.7),
+                "miss": np.zeros(len(boxes), int),
+                "labels": labels,
+            }
+        )
     pk = tmp_path / "pseudo.pkl"
     pickle.dump(data, open(pk, "wb"))
     ds_cfg = dict(cfg.st3d_target_dataset)
@@ -162,7 +193,9 @@ def test_pseudo_label_infos_train_with_ignore_band(synth_data, tmp_path):
 def test_ros_only_in_the_st3d_stage1_config():
     def has_ros(name):
         cfg = Config.fromfile(str(resolve_config(name)))
-        return any(t["type"] == "RandomObjectScaling" for t in cfg.train_dataloader.dataset.pipeline)
+        return any(
+            t["type"] == "RandomObjectScaling" for t in cfg.train_dataloader.dataset.pipeline
+        )
 
     assert not has_ros("pointpillars_synth_source_only_cpu")  # the paper's plain baseline
     assert not has_ros("pointpillars_synth_oracle_cpu")

@@ -44,8 +44,10 @@ def test_convert_waymo_fixture_and_nuscenes_without_tables(lidar_fixtures, tmp_p
     assert (out / "training").resolve() == (root / "training").resolve()
     (tmp_path / "empty").mkdir()
     capsys.readouterr()
-    for argv, needle in ((["nuscenes", "--root", str(lidar_fixtures)], "v1.0-trainval"),
-                         (["waymo", "--root", str(tmp_path / "empty")], "no waymo_infos")):
+    for argv, needle in (
+        (["nuscenes", "--root", str(lidar_fixtures)], "v1.0-trainval"),
+        (["waymo", "--root", str(tmp_path / "empty")], "no waymo_infos"),
+    ):
         with pytest.raises(SystemExit) as e:
             main(["convert", *argv, "--out", str(tmp_path / "o")])
         assert e.value.code == 2

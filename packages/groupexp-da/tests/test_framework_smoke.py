@@ -10,18 +10,31 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.optim import OptimWrapper
 
-CFG = (Path(mmdet3d.__file__).parent / ".mim" / "configs" / "pointpillars"
-       / "pointpillars_hv_secfpn_8xb6-160e_kitti-3d-car.py")
+CFG = (
+    Path(mmdet3d.__file__).parent
+    / ".mim"
+    / "configs"
+    / "pointpillars"
+    / "pointpillars_hv_secfpn_8xb6-160e_kitti-3d-car.py"
+)
 
 
 def _dataset(root: Path, view: Path, pipeline, test_mode: bool):
     from mmdet3d.registry import DATASETS
 
-    return DATASETS.build(dict(
-        type="KittiDataset", data_root=str(root), ann_file="kitti_000008.pkl",
-        data_prefix=dict(pts=str(view)), pipeline=pipeline, metainfo=dict(classes=["Car"]),
-        modality=dict(use_lidar=True, use_camera=False), test_mode=test_mode,
-        box_type_3d="LiDAR"))
+    return DATASETS.build(
+        dict(
+            type="KittiDataset",
+            data_root=str(root),
+            ann_file="kitti_000008.pkl",
+            data_prefix=dict(pts=str(view)),
+            pipeline=pipeline,
+            metainfo=dict(classes=["Car"]),
+            modality=dict(use_lidar=True, use_camera=False),
+            test_mode=test_mode,
+            box_type_3d="LiDAR",
+        )
+    )
 
 
 def test_pointpillars_kitti_car_train_step_and_predict(lidar_fixtures, fixture_view):

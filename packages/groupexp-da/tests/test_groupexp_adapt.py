@@ -28,8 +28,12 @@ def stage1(pair):
     from groupexp_da.engine.demo import set_epochs
 
     work = pair / "stage1"
-    cfg = load_config("pointpillars_synth_groupexp_src_cpu", source=str(pair / "source"),
-                      target=str(pair / "target"), work_dir=str(work))
+    cfg = load_config(
+        "pointpillars_synth_groupexp_src_cpu",
+        source=str(pair / "source"),
+        target=str(pair / "target"),
+        work_dir=str(work),
+    )
     set_epochs(cfg, 1)
     cfg.train_cfg.val_interval = 10**6
     build_runner(cfg).train()
@@ -54,15 +58,34 @@ def test_stage1_initialises_groups_and_writes_groups_json(stage1):
 def test_adapt_rounds_resume_and_group_field(pair, stage1, capsys):
     """~1.5 min unloaded on 2 cores (stage 1 + three adapt calls + recall)."""
     work = pair / "adapt"
-    common = ["adapt", "pointpillars_synth_groupexp_cpu", "--source-ckpt",
-              str(stage1 / "epoch_1.pth"), "--source", str(pair / "source"), "--target",
-              str(pair / "target"), "--work-dir", str(work), "--epochs-per-round", "1",
-              # a 2-iteration model scores below every real threshold: keep all its boxes so
-              # the union labels exist (mechanics, not quality)
-              "--cfg-options", "model.test_cfg.score_thr=0.0", "st3d.neg_thresh=0.0",
-              "st3d.group_score_thresh=0.05"]
-    assert main(common[:common.index("--cfg-options")] + ["--rounds", "1"]
-                + common[common.index("--cfg-options"):]) == 0
+    common = [
+        "adapt",
+        "pointpillars_synth_groupexp_cpu",
+        "--source-ckpt",
+        str(stage1 / "epoch_1.pth"),
+        "--source",
+        str(pair / "source"),
+        "--target",
+        str(pair / "target"),
+        "--work-dir",
+        str(work),
+        "--epochs-per-round",
+        "1",
+        # a 2-iteration model scores below every real threshold: keep all its boxes so
+        # the union labels exist (mechanics, not quality)
+        "--cfg-options",
+        "model.test_cfg.score_thr=0.0",
+        "st3d.neg_thresh=0.0",
+        "st3d.group_score_thresh=0.05",
+    ]
+    assert (
+        main(
+            common[: common.index("--cfg-options")]
+            + ["--rounds", "1"]
+            + common[common.index("--cfg-options") :]
+        )
+        == 0
+    )
     r0 = work / "round_0" / "final.pth"
     mtime = r0.stat().st_mtime_ns
     labels = pickle.load(open(work / "round_0" / "pseudo_labels.pkl", "rb"))
@@ -71,8 +94,11 @@ def test_adapt_rounds_resume_and_group_field(pair, stage1, capsys):
     assert {i["group"] for i in inst} <= {0, 1, 2, 3}
     assert labels["metainfo"]["pseudo_labels"]["grouped"] is True
     # the run "stopped" after round 0; asking for 2 rounds continues from there
-    more = common[:common.index("--cfg-options")] + ["--rounds", "2"] + common[
-        common.index("--cfg-options"):]
+    more = (
+        common[: common.index("--cfg-options")]
+        + ["--rounds", "2"]
+        + common[common.index("--cfg-options") :]
+    )
     assert main(more) == 0
     assert r0.stat().st_mtime_ns == mtime  # round 0 not redone
     hist = json.loads((work / "history.json").read_text())
@@ -86,10 +112,24 @@ def test_adapt_rounds_resume_and_group_field(pair, stage1, capsys):
     assert len(json.loads((work / "history.json").read_text())) == 4
     # recall heatmap of the detections and of the pseudo labels
     out = pair / "recall"
-    assert main(["recall", "--info", str(pair / "target" / "train_infos.pkl"), "--checkpoint",
-                 str(work / "round_1" / "final.pth"), "--config",
-                 "pointpillars_synth_groupexp_cpu", "--pseudo",
-                 str(work / "round_1" / "pseudo_labels.pkl"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "recall",
+                "--info",
+                str(pair / "target" / "train_infos.pkl"),
+                "--checkpoint",
+                str(work / "round_1" / "final.pth"),
+                "--config",
+                "pointpillars_synth_groupexp_cpu",
+                "--pseudo",
+                str(work / "round_1" / "pseudo_labels.pkl"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rec = json.loads((out / "recall.json").read_text())
     assert set(rec) == {"detections", "pseudo labels"}
     assert np.array(rec["detections"]["count"]).sum() == rec["detections"]["gt"] > 0
@@ -111,9 +151,17 @@ def _perfect(data, box_fn):
     out = []
     for pos, info in enumerate(data["data_list"]):
         b = box_fn(info).astype(np.float32)
-        out.append({"sample_idx": pos, "z_shift": 0.0, "pred_instances_3d": {
-            "bboxes_3d": torch.from_numpy(b), "scores_3d": torch.linspace(0.9, 0.5, len(b)),
-            "labels_3d": torch.zeros(len(b), dtype=torch.long)}})
+        out.append(
+            {
+                "sample_idx": pos,
+                "z_shift": 0.0,
+                "pred_instances_3d": {
+                    "bboxes_3d": torch.from_numpy(b),
+                    "scores_3d": torch.linspace(0.9, 0.5, len(b)),
+                    "labels_3d": torch.zeros(len(b), dtype=torch.long),
+                },
+            }
+        )
     return out
 
 
@@ -122,9 +170,13 @@ class _Boxes:
         self.tensor = t
 
 
-@pytest.mark.parametrize("fmt,pkl", [
-    ("nuscenes", "nuscenes_n015-2018-07-24-11-22-45+0800.pkl"),
-    ("waymo", "waymo_kitti_format/waymo_infos_train.pkl")])
+@pytest.mark.parametrize(
+    "fmt,pkl",
+    [
+        ("nuscenes", "nuscenes_n015-2018-07-24-11-22-45+0800.pkl"),
+        ("waymo", "waymo_kitti_format/waymo_infos_train.pkl"),
+    ],
+)
 def test_car_ap_metric_on_real_nuscenes_and_waymo_gt(lidar_fixtures, fmt, pkl):
     from mmdet3d.registry import METRICS
 
@@ -145,8 +197,15 @@ def test_car_ap_metric_on_real_nuscenes_and_waymo_gt(lidar_fixtures, fmt, pkl):
         return g["boxes"][g["names"] == "Car"]
 
     def run(samples):
-        m = METRICS.build(dict(type="CarAPMetric", ann_file=str(ann), gt_format=fmt,
-                               all_easy=True, pcd_limit_range=None))
+        m = METRICS.build(
+            dict(
+                type="CarAPMetric",
+                ann_file=str(ann),
+                gt_format=fmt,
+                all_easy=True,
+                pcd_limit_range=None,
+            )
+        )
         for s in samples:
             s["pred_instances_3d"]["bboxes_3d"] = _Boxes(s["pred_instances_3d"]["bboxes_3d"])
         m.process({}, samples)

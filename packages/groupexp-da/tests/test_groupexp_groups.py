@@ -22,20 +22,31 @@ def _box_points(box, n, rng):
 
 def test_t1_gather_points_membership_and_centring():
     rng = np.random.default_rng(0)
-    boxes = np.array([[5.0, 0.0, -1.0, 4.0, 2.0, 1.5, 0.0],
-                      [15.0, 5.0, -1.0, 4.0, 2.0, 1.5, 0.0],
-                      [10.0, -5.0, -1.0, 4.0, 2.0, 1.5, 0.7]])
+    boxes = np.array(
+        [
+            [5.0, 0.0, -1.0, 4.0, 2.0, 1.5, 0.0],
+            [15.0, 5.0, -1.0, 4.0, 2.0, 1.5, 0.0],
+            [10.0, -5.0, -1.0, 4.0, 2.0, 1.5, 0.7],
+        ]
+    )
     rot = boxes[2].copy()
     rot[6] = 0.0
     local = _box_points(rot, 60, rng) - rot[:3]
     c, s = math.cos(0.7), math.sin(0.7)
-    in_c = np.stack([c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1],
-                     local[:, 2]], 1) + boxes[2, :3]
+    in_c = (
+        np.stack(
+            [c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1], local[:, 2]], 1
+        )
+        + boxes[2, :3]
+    )
     pts = np.vstack([_box_points(boxes[0], 3, rng), in_c, rng.uniform(-30, -20, (40, 3))])
     t_pts = torch.tensor(pts, dtype=torch.float32)
-    out, mask, sidx, bidx, npts = gather_object_points([t_pts], [torch.tensor(boxes).float()],
-                                                       max_points=50,
-                                                       generator=torch.Generator().manual_seed(0))
+    out, mask, sidx, bidx, npts = gather_object_points(
+        [t_pts],
+        [torch.tensor(boxes).float()],
+        max_points=50,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert out.shape == (2, 50, 3)
     assert mask.sum(1).tolist() == [3, 50]
     assert bidx.tolist() == [0, 2] and sidx.tolist() == [0, 0]

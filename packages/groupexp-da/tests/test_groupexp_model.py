@@ -54,8 +54,9 @@ def test_t8_attention_shape_equivariance_and_exact_fast_form():
     assert torch.equal(attn(mu.clone(), feat), out)
     assert (attn(torch.randn(512), feat) - out).abs().max() > 1e-3
     # the authors' LayerNorm over (C, H, W) is not equivariant to moving cells
-    ln = GroupRegionCrossAttention(query_dim=8, channels=4, d_attn=8, norm="layernorm_chw",
-                                   grid=(6, 6)).eval()
+    ln = GroupRegionCrossAttention(
+        query_dim=8, channels=4, d_attn=8, norm="layernorm_chw", grid=(6, 6)
+    ).eval()
     with torch.no_grad():
         for layer in ln.layers:
             layer.norm.weight.uniform_(0.5, 1.5)
@@ -71,8 +72,9 @@ def test_t8_all_groups_at_once_equal_one_group_at_a_time():
     batched) equals calling the stack once per prototype, for both norms, with gradients."""
     torch.manual_seed(0)
     for norm, grid in (("group", None), ("layernorm_chw", (20, 16))):
-        attn = GroupRegionCrossAttention(query_dim=32, channels=24, d_attn=16, norm=norm,
-                                         grid=grid).eval()
+        attn = GroupRegionCrossAttention(
+            query_dim=32, channels=24, d_attn=16, norm=norm, grid=grid
+        ).eval()
         with torch.no_grad():
             for layer in attn.layers:
                 layer.norm.weight.uniform_(0.5, 1.5)
@@ -249,8 +251,9 @@ def test_t11_groups_disabled_equals_baseline(synth):
     from mmdet3d.registry import MODELS
 
     cfg, det, batch = _detector_and_batch(synth, enabled=False)
-    base_cfg = copy.deepcopy(Config.fromfile(str(resolve_config(
-        "pointpillars_synth_ros_cpu"))).model)
+    base_cfg = copy.deepcopy(
+        Config.fromfile(str(resolve_config("pointpillars_synth_ros_cpu"))).model
+    )
     base = MODELS.build(base_cfg)
     assert not base.load_state_dict(det.state_dict(), strict=False).missing_keys
     det.train()

@@ -23,21 +23,31 @@ def thirty_steps(tmp_path_factory):
     register_all_modules(init_default_scope=True)
     write_domain(root / "source", "source", 10, seed=0)
     write_domain(root / "target", "target", 3, seed=1)
-    cfg = load_config("pointpillars_synth_groupexp_src_cpu", source=str(root / "source"),
-                      target=str(root / "target"))
+    cfg = load_config(
+        "pointpillars_synth_groupexp_src_cpu",
+        source=str(root / "source"),
+        target=str(root / "target"),
+    )
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     ds = DATASETS.build(cfg.train_dataloader.dataset)
-    batches = [pseudo_collate([ds[(2 * i) % len(ds)], ds[(2 * i + 1) % len(ds)]])
-               for i in range(len(ds) // 2)]
+    batches = [
+        pseudo_collate([ds[(2 * i) % len(ds)], ds[(2 * i + 1) % len(ds)]])
+        for i in range(len(ds) // 2)
+    ]
     model.groups.fit_init(collect_descriptors(model, batches))
     optim = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
     model.train()
     det, rep, weights = [], [], []
     for step in range(30):
         log = model.train_step(batches[step % len(batches)], optim)
-        det.append(sum(float(v) for k, v in log.items()
-                       if k.startswith(("loss_cls", "loss_bbox", "loss_dir"))))
+        det.append(
+            sum(
+                float(v)
+                for k, v in log.items()
+                if k.startswith(("loss_cls", "loss_bbox", "loss_dir"))
+            )
+        )
         rep.append(float(log["loss_rep"]))
         weights.append(model.groups.weight.clone())
     return det, rep, torch.stack(weights)
@@ -58,9 +68,13 @@ def test_t15_every_group_keeps_weight(thirty_steps):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "measured: L_rep rises 1.446 -> 1.494 (ceiling 1.5, all prototypes parallel) in these 30 "
-    "steps - the descriptor collapse the README's GPU grid shows; strict, so a fix shows up"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "measured: L_rep rises 1.446 -> 1.494 (ceiling 1.5, all prototypes parallel) in these 30 "
+        "steps - the descriptor collapse the README's GPU grid shows; strict, so a fix shows up"
+    ),
+)
 def test_t15_repulsion_does_not_rise(thirty_steps):
     rep = thirty_steps[1]
     assert sum(rep[-5:]) / 5 <= sum(rep[:5]) / 5 + 1e-3, (rep[:5], rep[-5:])

@@ -54,9 +54,13 @@ def _frames(n=5, seed=0):
     gts = []
     for _ in range(n):
         k = int(rng.integers(1, 5))
-        boxes = np.c_[rng.uniform(5, 40, (k, 1)), rng.uniform(-10, 10, (k, 1)) * 3,
-                      np.full((k, 1), -1.7), np.tile([[3.9, 1.6, 1.5]], (k, 1)),
-                      rng.uniform(-3, 3, (k, 1))]
+        boxes = np.c_[
+            rng.uniform(5, 40, (k, 1)),
+            rng.uniform(-10, 10, (k, 1)) * 3,
+            np.full((k, 1), -1.7),
+            np.tile([[3.9, 1.6, 1.5]], (k, 1)),
+            rng.uniform(-3, 3, (k, 1)),
+        ]
         boxes[:, 1] = np.arange(k) * 6.0 - 9.0  # keep cars apart
         gts.append({"boxes": boxes, "names": np.array(["Car"] * k)})
     return gts
@@ -66,8 +70,9 @@ def test_perfect_predictions_give_100():
     # >= 80 GT boxes so that the 41 recall sample points are all reached
     gts = _frames(40)
     assert sum(len(g["boxes"]) for g in gts) >= 80
-    dts = [{"boxes": g["boxes"].copy(), "scores": np.linspace(0.9, 0.5, len(g["boxes"]))}
-           for g in gts]
+    dts = [
+        {"boxes": g["boxes"].copy(), "scores": np.linspace(0.9, 0.5, len(g["boxes"]))} for g in gts
+    ]
     ap = kitti_ap(gts, dts, all_easy=True)
     for k, v in ap.items():
         assert v == pytest.approx(100.0), k
@@ -106,8 +111,9 @@ def test_mixed_case_by_hand():
 def test_mixed_case_many_gts_by_hand():
     # 40 GTs, the first 20 found with descending scores plus 10 FPs interleaved
     # (every other detection after the 10th TP is a false positive).
-    boxes = np.array([[5.0 + 8 * (i % 8), -20 + 6 * (i // 8), -1.7, 3.9, 1.6, 1.5, 0.0]
-                      for i in range(40)])
+    boxes = np.array(
+        [[5.0 + 8 * (i % 8), -20 + 6 * (i // 8), -1.7, 3.9, 1.6, 1.5, 0.0] for i in range(40)]
+    )
     gts = [{"boxes": boxes, "names": np.array(["Car"] * 40)}]
     det, sc, is_tp = [], [], []
     s = 1.0
@@ -142,11 +148,20 @@ def test_mixed_case_many_gts_by_hand():
 
 
 def test_kitti_difficulties_and_similar_class():
-    box = np.array([[10, 0, -1.7, 3.9, 1.6, 1.5, 0.0], [20, 5, -1.7, 3.9, 1.6, 1.5, 0.0],
-                    [30, -5, -1.7, 3.9, 1.6, 1.5, 0.0]])
-    gt = {"boxes": box, "names": np.array(["Car", "Car", "Van"]),
-          "height": np.array([50.0, 30.0, 60.0]), "occluded": np.array([0, 1, 0]),
-          "truncated": np.zeros(3)}
+    box = np.array(
+        [
+            [10, 0, -1.7, 3.9, 1.6, 1.5, 0.0],
+            [20, 5, -1.7, 3.9, 1.6, 1.5, 0.0],
+            [30, -5, -1.7, 3.9, 1.6, 1.5, 0.0],
+        ]
+    )
+    gt = {
+        "boxes": box,
+        "names": np.array(["Car", "Car", "Van"]),
+        "height": np.array([50.0, 30.0, 60.0]),
+        "occluded": np.array([0, 1, 0]),
+        "truncated": np.zeros(3),
+    }
     gts = [gt] * 100
     # detect everything, including the van (must be neither TP nor FP)
     dts = [{"boxes": box.copy(), "scores": np.array([0.9, 0.8, 0.95])}] * 100

@@ -11,8 +11,11 @@ def _box(x, y=0.0):
 
 def test_thresholds_split_positive_ignore_drop():
     cfg = PseudoCfg(score_thresh=0.6, neg_thresh=0.2)
-    mem = memory_ensemble(empty_labels(), {"boxes": np.array([_box(5), _box(15), _box(25)]),
-                                           "scores": np.array([0.9, 0.4, 0.1])}, cfg)
+    mem = memory_ensemble(
+        empty_labels(),
+        {"boxes": np.array([_box(5), _box(15), _box(25)]), "scores": np.array([0.9, 0.4, 0.1])},
+        cfg,
+    )
     lab = assign_labels(mem, cfg)
     assert lab["labels"].tolist() == [0, -1]
     assert lab["scores"].tolist() == [0.9, 0.4]
@@ -20,8 +23,11 @@ def test_thresholds_split_positive_ignore_drop():
 
 def test_ensemble_keeps_higher_score_and_votes():
     cfg = PseudoCfg(ensemble_iou=0.1, ignore_after=2, remove_after=3)
-    old = {"boxes": np.array([_box(5), _box(15)]), "scores": np.array([0.7, 0.8]),
-           "miss": np.array([0, 0])}
+    old = {
+        "boxes": np.array([_box(5), _box(15)]),
+        "scores": np.array([0.7, 0.8]),
+        "miss": np.array([0, 0]),
+    }
     moved = _box(5.3)
     new = {"boxes": np.array([moved, _box(40)]), "scores": np.array([0.9, 0.65])}
     m1 = memory_ensemble(old, new, cfg)

@@ -17,13 +17,15 @@ from groupexp_da.data.transforms import undo_z_shift
 def _results(n_pts=2000, seed=0):
     rng = np.random.default_rng(seed)
     boxes = np.array([[10, 0, -1.7, 4.0, 1.6, 1.5, 0.3], [20, 5, -1.7, 3.8, 1.7, 1.4, -1.0]])
-    pts = [rng.uniform([-0.49, -0.49, 0.01], [0.49, 0.49, 0.99], (200, 3)) * b[3:6]
-           for b in boxes]
+    pts = [rng.uniform([-0.49, -0.49, 0.01], [0.49, 0.49, 0.99], (200, 3)) * b[3:6] for b in boxes]
     world = []
     for b, p in zip(boxes, pts):
         c, s = np.cos(b[6]), np.sin(b[6])
-        world.append(np.c_[c * p[:, 0] - s * p[:, 1] + b[0], s * p[:, 0] + c * p[:, 1] + b[1],
-                           p[:, 2] + b[2]])
+        world.append(
+            np.c_[
+                c * p[:, 0] - s * p[:, 1] + b[0], s * p[:, 0] + c * p[:, 1] + b[1], p[:, 2] + b[2]
+            ]
+        )
     bg = rng.uniform([0, -30, -1.8], [50, 30, -1.6], (n_pts, 3))
     bg = bg[~np.any([points_in_box(bg, b, 0.3) for b in boxes], 0)]
     all_pts = np.vstack(world + [bg]).astype(np.float32)
@@ -64,8 +66,9 @@ def test_unify_car_class_and_range():
     assert out["gt_labels_3d"].tolist() == [0] and len(out["gt_bboxes_3d"]) == 1
     keep = TRANSFORMS.build(dict(type="UnifyCarClass", keep_ignore=True))(dict(r))
     assert keep["gt_labels_3d"].tolist() == [0, -1]
-    rng_out = TRANSFORMS.build(dict(type="UnifyPointRange",
-                                    point_cloud_range=[0, -3, -3, 15, 3, 3]))(_results())
+    rng_out = TRANSFORMS.build(
+        dict(type="UnifyPointRange", point_cloud_range=[0, -3, -3, 15, 3, 3])
+    )(_results())
     pts = rng_out["points"].tensor.numpy()
     assert pts[:, 0].max() < 15 and np.abs(pts[:, 1]).max() < 3
     assert len(rng_out["gt_bboxes_3d"]) == 1 and len(rng_out["gt_labels_3d"]) == 1
@@ -76,8 +79,9 @@ def test_stat_normalize_resizes_boxes_and_their_points():
     b0 = r["gt_bboxes_3d"].tensor.numpy().copy()
     p0 = r["points"].tensor.numpy().copy()
     n_in = [points_in_box(p0.astype(np.float64), b).sum() for b in b0]
-    out = TRANSFORMS.build(dict(type="StatNormalize", source_mean=[3.88, 1.63, 1.53],
-                                target_mean=[4.63, 1.96, 1.74]))(r)
+    out = TRANSFORMS.build(
+        dict(type="StatNormalize", source_mean=[3.88, 1.63, 1.53], target_mean=[4.63, 1.96, 1.74])
+    )(r)
     b1 = out["gt_bboxes_3d"].tensor.numpy()
     np.testing.assert_allclose(b1[:, 3:6] - b0[:, 3:6], [[0.75, 0.33, 0.21]] * 2, atol=1e-5)
     np.testing.assert_allclose(b1[:, [0, 1, 2, 6]], b0[:, [0, 1, 2, 6]], atol=1e-6)
@@ -122,7 +126,8 @@ def test_load_points_xyz_and_bad_input(tmp_path):
     assert len(out["points"]) == 99
     with pytest.raises(ValueError, match="NaN"):
         TRANSFORMS.build(dict(type="LoadPointsXYZ", nan="raise"))(
-            _write_info(tmp_path, bad, 5, "nan.bin"))
+            _write_info(tmp_path, bad, 5, "nan.bin")
+        )
 
 
 @pytest.mark.parametrize("which", ["kitti", "nuscenes", "waymo"])
@@ -135,29 +140,47 @@ def test_real_frames_load_with_dataset_shift(lidar_fixtures, fixture_view, which
     register_all_modules(init_default_scope=True)
     spec = {
         "kitti": ("KittiDataset", lidar_fixtures, "kitti_000008.pkl", str(fixture_view)),
-        "nuscenes": ("NuScenesDataset", lidar_fixtures,
-                     "nuscenes_n015-2018-07-24-11-22-45+0800.pkl", str(fixture_view)),
-        "waymo": ("WaymoDataset", lidar_fixtures / "waymo_kitti_format", "waymo_infos_val.pkl",
-                  "training/velodyne"),
+        "nuscenes": (
+            "NuScenesDataset",
+            lidar_fixtures,
+            "nuscenes_n015-2018-07-24-11-22-45+0800.pkl",
+            str(fixture_view),
+        ),
+        "waymo": (
+            "WaymoDataset",
+            lidar_fixtures / "waymo_kitti_format",
+            "waymo_infos_val.pkl",
+            "training/velodyne",
+        ),
     }[which]
     pipeline = [
         dict(type="LoadPointsXYZ"),
         dict(type="LoadAnnotations3D", with_bbox_3d=True, with_label_3d=True),
         dict(type="ShiftZ", shift=Z_SHIFT[which]),
         dict(type="UnifyCarClass"),
-        dict(type="Pack3DDetInputs", keys=["points", "gt_bboxes_3d", "gt_labels_3d"],
-             meta_keys=META_KEYS),
+        dict(
+            type="Pack3DDetInputs",
+            keys=["points", "gt_bboxes_3d", "gt_labels_3d"],
+            meta_keys=META_KEYS,
+        ),
     ]
-    kw = dict(type=spec[0], data_root=str(spec[1]), ann_file=spec[2],
-              data_prefix=dict(pts=spec[3], sweeps=spec[3]), pipeline=pipeline,
-              metainfo=dict(classes=list(CAR_NAMES[which])),
-              modality=dict(use_lidar=True, use_camera=False), test_mode=False)
+    kw = dict(
+        type=spec[0],
+        data_root=str(spec[1]),
+        ann_file=spec[2],
+        data_prefix=dict(pts=spec[3], sweeps=spec[3]),
+        pipeline=pipeline,
+        metainfo=dict(classes=list(CAR_NAMES[which])),
+        modality=dict(use_lidar=True, use_camera=False),
+        test_mode=False,
+    )
     if which == "waymo":
         kw.update(load_interval=1, cam_sync_instances=False)
     ds = DATASETS.build(kw)
     raw_info = pickle.load(open(spec[1] / spec[2], "rb"))["data_list"][0]
-    pts_raw = np.fromfile(spec[1] / spec[3] / raw_info["lidar_points"]["lidar_path"],
-                          dtype=np.float32).reshape(-1, raw_info["lidar_points"]["num_pts_feats"])
+    pts_raw = np.fromfile(
+        spec[1] / spec[3] / raw_info["lidar_points"]["lidar_path"], dtype=np.float32
+    ).reshape(-1, raw_info["lidar_points"]["num_pts_feats"])
     item = ds[0]
     pts = item["inputs"]["points"].numpy()
     assert pts.shape == (len(pts_raw), 3)

@@ -1,2 +1,3 @@
 """GroupEXP-DA."""
+
 __version__ = "0.1.0"

@@ -12,8 +12,15 @@ from groupexp_da.data.io import GroupExpError
 def cmd_synth(a: argparse.Namespace) -> int:
     from groupexp_da.data.synth import write_domain
 
-    paths = write_domain(a.out, a.domain, a.frames, seed=a.seed, val_fraction=a.val_fraction,
-                         beams=a.beams, progress=True)
+    paths = write_domain(
+        a.out,
+        a.domain,
+        a.frames,
+        seed=a.seed,
+        val_fraction=a.val_fraction,
+        beams=a.beams,
+        progress=True,
+    )
     for split, p in paths.items():
         print(f"{split}: {p}")
     return 0
@@ -22,10 +29,14 @@ def cmd_synth(a: argparse.Namespace) -> int:
 def _cfg(a: argparse.Namespace, phases: tuple[str, ...]):
     from groupexp_da.engine.config import load_config, parse_cfg_options, validate_config
 
-    cfg = load_config(a.config, source=getattr(a, "source", None),
-                      target=getattr(a, "target", None), work_dir=a.work_dir,
-                      cfg_options=parse_cfg_options(a.cfg_options),
-                      device=getattr(a, "device", None))
+    cfg = load_config(
+        a.config,
+        source=getattr(a, "source", None),
+        target=getattr(a, "target", None),
+        work_dir=a.work_dir,
+        cfg_options=parse_cfg_options(a.cfg_options),
+        device=getattr(a, "device", None),
+    )
     validate_config(cfg, phases)
     return cfg
 
@@ -74,17 +85,28 @@ def cmd_adapt(a: argparse.Namespace) -> int:
     for h in hist:
         m = h["metrics"]
         key = [k for k in m if "3D_R40_moderate" in k or "3D_R40_easy" in k]
-        print(f"round {h['round']:>2}: " + ", ".join(f"{k}={m[k]:.2f}" for k in key)
-              + (f"  labels={h['labels']}" if "labels" in h else ""))
+        print(
+            f"round {h['round']:>2}: "
+            + ", ".join(f"{k}={m[k]:.2f}" for k in key)
+            + (f"  labels={h['labels']}" if "labels" in h else "")
+        )
     return 0
 
 
 def cmd_show(a: argparse.Namespace) -> int:
     from groupexp_da.eval.plots import show_frame
 
-    out = show_frame(a.info, a.out, index=a.index, data_root=a.data_root, load_dim=a.load_dim,
-                     gt_format=a.gt_format, config=a.config, checkpoint=a.checkpoint,
-                     pseudo=a.pseudo)
+    out = show_frame(
+        a.info,
+        a.out,
+        index=a.index,
+        data_root=a.data_root,
+        load_dim=a.load_dim,
+        gt_format=a.gt_format,
+        config=a.config,
+        checkpoint=a.checkpoint,
+        pseudo=a.pseudo,
+    )
     print(f"wrote {out}")
     return 0
 
@@ -92,22 +114,42 @@ def cmd_show(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     from groupexp_da.engine.demo import run_demo
 
-    run_demo(a.out, frames_source=a.frames_source, frames_target=a.frames_target,
-             epochs=a.epochs, st3d_epochs=a.st3d_epochs, rounds=a.rounds, seed=a.seed,
-             oracle=a.oracle, workers=a.workers,
-             plain_source=a.plain_source, method=a.method, groupexp_rounds=a.groupexp_rounds,
-             groupexp_epochs=a.groupexp_epochs)
+    run_demo(
+        a.out,
+        frames_source=a.frames_source,
+        frames_target=a.frames_target,
+        epochs=a.epochs,
+        st3d_epochs=a.st3d_epochs,
+        rounds=a.rounds,
+        seed=a.seed,
+        oracle=a.oracle,
+        workers=a.workers,
+        plain_source=a.plain_source,
+        method=a.method,
+        groupexp_rounds=a.groupexp_rounds,
+        groupexp_epochs=a.groupexp_epochs,
+    )
     return 0
 
 
 def cmd_recall(a: argparse.Namespace) -> int:
     from groupexp_da.eval.recall_run import run_recall
 
-    res = run_recall(a.info, a.out, checkpoint=a.checkpoint, config=a.config, pseudo=a.pseudo,
-                     score_thr=a.score_thr, iou_thr=a.iou, device=a.device)
+    res = run_recall(
+        a.info,
+        a.out,
+        checkpoint=a.checkpoint,
+        config=a.config,
+        pseudo=a.pseudo,
+        score_thr=a.score_thr,
+        iou_thr=a.iou,
+        device=a.device,
+    )
     for name, t in res["tables"].items():
-        print(f"{name}: recall {t['recall']:.3f} over {t['gt']} GT cars (>= 5 points), "
-              f"worst bin {t['worst_bin_recall']}, cv {t['cv']}")
+        print(
+            f"{name}: recall {t['recall']:.3f} over {t['gt']} GT cars (>= 5 points), "
+            f"worst bin {t['worst_bin_recall']}, cv {t['cv']}"
+        )
     print(f"wrote {res['paths']['json']} and {res['paths']['png']}")
     return 0
 
@@ -121,9 +163,13 @@ def cmd_convert(a: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="groupexp-da", description=(
-        "Cross-domain LiDAR car detection on mmdet3d: alignment, CPU KITTI AP, "
-        "synthetic domain-shift benchmark, ST3D and GroupEXP-DA self-training."))
+    p = argparse.ArgumentParser(
+        prog="groupexp-da",
+        description=(
+            "Cross-domain LiDAR car detection on mmdet3d: alignment, CPU KITTI AP, "
+            "synthetic domain-shift benchmark, ST3D and GroupEXP-DA self-training."
+        ),
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="show the traceback on errors")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -177,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--out", required=True)
     w.set_defaults(func=cmd_show)
 
-    m = sub.add_parser("demo", help="synth -> ROS PointPillars -> ST3D and/or GroupEXP rounds -> AP, plots, recall")
+    m = sub.add_parser(
+        "demo", help="synth -> ROS PointPillars -> ST3D and/or GroupEXP rounds -> AP, plots, recall"
+    )
     m.add_argument("--out", required=True)
     m.add_argument("--frames-source", type=int, default=200)
     m.add_argument("--frames-target", type=int, default=100)
@@ -187,13 +235,21 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--oracle", action="store_true", help="also train the target oracle")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--workers", type=int, default=0, help="data-loading processes per loader")
-    m.add_argument("--plain-source", action="store_true",
-                   help="also train the source-only baseline without ROS (the paper's row)")
-    m.add_argument("--method", choices=["st3d", "groupexp", "both"], default="st3d",
-                   help="self-training method(s) after the shared ROS stage 1")
+    m.add_argument(
+        "--plain-source",
+        action="store_true",
+        help="also train the source-only baseline without ROS (the paper's row)",
+    )
+    m.add_argument(
+        "--method",
+        choices=["st3d", "groupexp", "both"],
+        default="st3d",
+        help="self-training method(s) after the shared ROS stage 1",
+    )
     m.add_argument("--groupexp-rounds", type=int, help="GroupEXP rounds (default max(rounds, 2))")
-    m.add_argument("--groupexp-epochs", type=int,
-                   help="epochs per GroupEXP round (default: --st3d-epochs)")
+    m.add_argument(
+        "--groupexp-epochs", type=int, help="epochs per GroupEXP round (default: --st3d-epochs)"
+    )
     m.set_defaults(func=cmd_demo)
 
     r = sub.add_parser("recall", help="recall heatmap by GT point count x car volume (x distance)")

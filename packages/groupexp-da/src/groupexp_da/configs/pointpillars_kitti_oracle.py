@@ -1,2 +1,2 @@
 # Oracle: train and evaluate on KITTI (the upper bound for * -> KITTI adaptation).
-_base_ = ['./_base_/pointpillars_cross_domain.py']
+_base_ = ["./_base_/pointpillars_cross_domain.py"]

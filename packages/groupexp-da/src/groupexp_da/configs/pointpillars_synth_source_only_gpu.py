@@ -1,5 +1,5 @@
 # Source-only PointPillars on the synthetic benchmark, GPU batch/workers (same model as CPU).
-_base_ = ['./_base_/pointpillars_synth_cpu.py']
+_base_ = ["./_base_/pointpillars_synth_cpu.py"]
 train_dataloader = dict(batch_size=8, num_workers=4, persistent_workers=True)
 val_dataloader = dict(batch_size=8, num_workers=2, persistent_workers=True)
 test_dataloader = val_dataloader

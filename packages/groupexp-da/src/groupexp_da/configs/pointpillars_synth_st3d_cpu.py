@@ -1,6 +1,6 @@
 # ST3D self-training from a source-only checkpoint on the synthetic target domain
 # (`groupexp-da adapt pointpillars_synth_st3d_cpu --source-ckpt CKPT`).
-_base_ = ['./_base_/pointpillars_synth_cpu.py']
+_base_ = ["./_base_/pointpillars_synth_cpu.py"]
 
 st3d = dict(
     rounds=2,
@@ -11,23 +11,31 @@ st3d = dict(
     ignore_after=2,
     remove_after=3,
     lr=2e-4,
-    schedule='cosine',  # per round: decay to 1 % of lr ('constant' keeps it)
-    progressive_aug=dict(ros=(0.05, 0.025), rot=(0.2, 0.1)))
+    schedule="cosine",  # per round: decay to 1 % of lr ('constant' keeps it)
+    progressive_aug=dict(ros=(0.05, 0.025), rot=(0.2, 0.1)),
+)
 st3d_batch_size = 4
 st3d_target_dataset = dict(
-    type='LidarCarDataset', data_root={{_base_.target_root}}, ann_file='train_infos.pkl',
-    data_prefix=dict(pts='points'), modality=dict(use_lidar=True, use_camera=False),
-    test_mode=False)
+    type="LidarCarDataset",
+    data_root={{_base_.target_root}},
+    ann_file="train_infos.pkl",
+    data_prefix=dict(pts="points"),
+    modality=dict(use_lidar=True, use_camera=False),
+    test_mode=False,
+)
 st3d_train_pipeline = [
-    dict(type='LoadPointsXYZ'),
-    dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True),
-    dict(type='ShiftZ'),
-    dict(type='UnifyCarClass', keep_ignore=True),
-    dict(type='RandomObjectScaling', scale_range=[0.95, 1.05]),
-    dict(type='RandomFlip3D', flip_ratio_bev_horizontal=0.5),
-    dict(type='GlobalRotScaleTrans', rot_range=[-0.2, 0.2], scale_ratio_range=[0.95, 1.05]),
-    dict(type='UnifyPointRange', point_cloud_range={{_base_.point_cloud_range}}),
-    dict(type='PointShuffle'),
-    dict(type='Pack3DDetInputs', keys=['points', 'gt_bboxes_3d', 'gt_labels_3d'],
-         meta_keys={{_base_.meta_keys}}),
+    dict(type="LoadPointsXYZ"),
+    dict(type="LoadAnnotations3D", with_bbox_3d=True, with_label_3d=True),
+    dict(type="ShiftZ"),
+    dict(type="UnifyCarClass", keep_ignore=True),
+    dict(type="RandomObjectScaling", scale_range=[0.95, 1.05]),
+    dict(type="RandomFlip3D", flip_ratio_bev_horizontal=0.5),
+    dict(type="GlobalRotScaleTrans", rot_range=[-0.2, 0.2], scale_ratio_range=[0.95, 1.05]),
+    dict(type="UnifyPointRange", point_cloud_range={{_base_.point_cloud_range}}),
+    dict(type="PointShuffle"),
+    dict(
+        type="Pack3DDetInputs",
+        keys=["points", "gt_bboxes_3d", "gt_labels_3d"],
+        meta_keys={{_base_.meta_keys}},
+    ),
 ]

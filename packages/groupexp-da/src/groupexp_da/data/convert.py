@@ -46,13 +46,28 @@ def convert_kitti(root: str | Path, out: str | Path, prefix: str = "kitti") -> d
     ``out/kitti_infos_{train,val,trainval}.pkl`` (v2) and ``out/training/velodyne_reduced``.
     A missing ``testing/`` split or ``ImageSets/test.txt`` is skipped."""
     root, out = Path(root), Path(out)
-    for need in ("training/velodyne", "training/calib", "training/label_2",
-                 "ImageSets/train.txt", "ImageSets/val.txt"):
+    for need in (
+        "training/velodyne",
+        "training/calib",
+        "training/label_2",
+        "ImageSets/train.txt",
+        "ImageSets/val.txt",
+    ):
         if not (root / need).exists():
             raise GroupExpError(f"{root / need}: missing (not a KITTI object root)")
     out.mkdir(parents=True, exist_ok=True)
-    _mirror(root, out, ["training/velodyne", "training/calib", "training/label_2",
-                        "training/image_2", "training/planes", "testing"])
+    _mirror(
+        root,
+        out,
+        [
+            "training/velodyne",
+            "training/calib",
+            "training/label_2",
+            "training/image_2",
+            "training/planes",
+            "testing",
+        ],
+    )
     sets = out / "ImageSets"
     sets.mkdir(exist_ok=True)
     for split in ("train", "val", "trainval", "test"):
@@ -68,10 +83,13 @@ def convert_kitti(root: str | Path, out: str | Path, prefix: str = "kitti") -> d
     kc.create_kitti_info_file(str(out), prefix, save_path=str(out), relative_path=True)
     splits = ["train", "val", "trainval"] + (["test"] if has_test else [])
     for split in ("train", "val") + (("test",) if has_test else ()):
-        kc._create_reduced_point_cloud(str(out), str(out / f"{prefix}_infos_{split}.pkl"),
-                                       save_path=str(out / ("training" if split != "test"
-                                                            else "testing") /
-                                                     "velodyne_reduced"))
+        kc._create_reduced_point_cloud(
+            str(out),
+            str(out / f"{prefix}_infos_{split}.pkl"),
+            save_path=str(
+                out / ("training" if split != "test" else "testing") / "velodyne_reduced"
+            ),
+        )
     if not has_test:
         (out / f"{prefix}_infos_test.pkl").unlink(missing_ok=True)
     paths = {}
@@ -83,8 +101,13 @@ def convert_kitti(root: str | Path, out: str | Path, prefix: str = "kitti") -> d
     return paths
 
 
-def convert_nuscenes(root: str | Path, out: str | Path, version: str = "v1.0-trainval",
-                     max_sweeps: int = 10, prefix: str = "nuscenes") -> dict[str, Path]:
+def convert_nuscenes(
+    root: str | Path,
+    out: str | Path,
+    version: str = "v1.0-trainval",
+    max_sweeps: int = 10,
+    prefix: str = "nuscenes",
+) -> dict[str, Path]:
     """nuScenes (``v1.0-*`` tables + ``samples/``; needs nuscenes-devkit) → v2 info pkls."""
     root, out = Path(root), Path(out)
     if not (root / version).is_dir():
@@ -98,8 +121,9 @@ def convert_nuscenes(root: str | Path, out: str | Path, version: str = "v1.0-tra
     paths = {}
     for split in splits:
         pkl = out / f"{prefix}_infos_{split}.pkl"
-        tools["update_infos_to_v2"].update_pkl_infos("nuscenes", out_dir=str(out),
-                                                      pkl_path=str(pkl))
+        tools["update_infos_to_v2"].update_pkl_infos(
+            "nuscenes", out_dir=str(out), pkl_path=str(pkl)
+        )
         load_infos(pkl)
         paths[split] = pkl
     return paths
@@ -128,13 +152,16 @@ def convert_waymo(root: str | Path, out: str | Path, prefix: str = "waymo") -> d
             if not target.exists():
                 target.symlink_to(pkl.resolve())
         else:
-            tools["update_infos_to_v2"].update_pkl_infos("waymo", out_dir=str(out),
-                                                          pkl_path=str(pkl))
+            tools["update_infos_to_v2"].update_pkl_infos(
+                "waymo", out_dir=str(out), pkl_path=str(pkl)
+            )
         load_infos(out / pkl.name)
         paths[split] = out / pkl.name
     if not paths:
-        raise GroupExpError(f"{root}: no {prefix}_infos_{{train,val,test}}.pkl (run mmdet3d's "
-                            "waymo tfrecord converter first)")
+        raise GroupExpError(
+            f"{root}: no {prefix}_infos_{{train,val,test}}.pkl (run mmdet3d's "
+            "waymo tfrecord converter first)"
+        )
     return paths
 
 

@@ -18,10 +18,10 @@ class LidarCarDataset(Det3DDataset):
 
     METAINFO = {"classes": ("Car",)}
 
-    def __init__(self, *args, box_type_3d: str = "LiDAR", filter_empty_gt: bool = False,
-                 **kwargs) -> None:
-        super().__init__(*args, box_type_3d=box_type_3d, filter_empty_gt=filter_empty_gt,
-                         **kwargs)
+    def __init__(
+        self, *args, box_type_3d: str = "LiDAR", filter_empty_gt: bool = False, **kwargs
+    ) -> None:
+        super().__init__(*args, box_type_3d=box_type_3d, filter_empty_gt=filter_empty_gt, **kwargs)
 
     def parse_data_info(self, info: dict) -> dict:
         info = super().parse_data_info(info)
@@ -36,7 +36,8 @@ class LidarCarDataset(Det3DDataset):
                 "gt_labels_3d": np.zeros(0, dtype=np.int64),
             }
         ann["gt_bboxes_3d"] = LiDARInstance3DBoxes(
-            np.asarray(ann["gt_bboxes_3d"], np.float32).reshape(-1, 7), box_dim=7,
+            np.asarray(ann["gt_bboxes_3d"], np.float32).reshape(-1, 7),
+            box_dim=7,
             origin=(0.5, 0.5, 0),
         )
         return ann

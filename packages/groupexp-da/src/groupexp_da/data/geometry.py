@@ -34,8 +34,9 @@ def count_points_in_boxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.array([int(points_in_box(points, b).sum()) for b in boxes], dtype=np.int64)
 
 
-def resize_objects(points: np.ndarray, boxes: np.ndarray, new_dims: np.ndarray,
-                   margin: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+def resize_objects(
+    points: np.ndarray, boxes: np.ndarray, new_dims: np.ndarray, margin: float = 0.05
+) -> tuple[np.ndarray, np.ndarray]:
     """Resize boxes to ``new_dims`` and stretch the points inside each box with it.
 
     Points are scaled per axis in the box frame (z from the bottom face), so a

@@ -51,8 +51,9 @@ def write_json(path: str | os.PathLike, obj: Any, *, indent: int = 2) -> Path:
     return Path(path)
 
 
-def write_csv(path: str | os.PathLike, rows_or_dataframe: Any,
-              fieldnames: Sequence[str] | None = None) -> Path:
+def write_csv(
+    path: str | os.PathLike, rows_or_dataframe: Any, fieldnames: Sequence[str] | None = None
+) -> Path:
     """Rows (list of dicts) or a pandas DataFrame as CSV."""
     if hasattr(rows_or_dataframe, "to_csv"):
         with atomic_path(path) as tmp:
@@ -85,8 +86,10 @@ def load_infos(path: str | os.PathLike, what: str = "info pkl") -> dict:
         raise GroupExpError(f"{path}: not a readable {what} ({type(exc).__name__})") from None
     if not isinstance(data, dict) or "data_list" not in data:
         kind = type(data).__name__
-        raise GroupExpError(f"{path}: not an mmdet3d v2 {what} (a {kind} without 'data_list'; "
-                            "old-format list pkls need `groupexp-da convert`)")
+        raise GroupExpError(
+            f"{path}: not an mmdet3d v2 {what} (a {kind} without 'data_list'; "
+            "old-format list pkls need `groupexp-da convert`)"
+        )
     return data
 
 

@@ -23,19 +23,29 @@ class DomainBalancedBatchSampler(Sampler):
     DDP each rank takes every world-size-th batch.
     """
 
-    def __init__(self, sampler, batch_size: int, source_batch: int | None = None,
-                 target_batch: int | None = None, seed: int | None = None,
-                 drop_last: bool = False) -> None:
+    def __init__(
+        self,
+        sampler,
+        batch_size: int,
+        source_batch: int | None = None,
+        target_batch: int | None = None,
+        seed: int | None = None,
+        drop_last: bool = False,
+    ) -> None:
         self.sampler = sampler
         ds = sampler.dataset
         sizes = getattr(ds, "cumulative_sizes", None)
         if sizes is None or len(sizes) != 2:
-            raise GroupExpError("DomainBalancedBatchSampler needs train_dataloader.dataset to be "
-                                "a ConcatDataset of [source, target]")
+            raise GroupExpError(
+                "DomainBalancedBatchSampler needs train_dataloader.dataset to be "
+                "a ConcatDataset of [source, target]"
+            )
         self.n_source, self.n_target = sizes[0], sizes[1] - sizes[0]
         if self.n_source == 0 or self.n_target == 0:
-            raise GroupExpError(f"DomainBalancedBatchSampler: empty domain (source "
-                                f"{self.n_source}, target {self.n_target} frames)")
+            raise GroupExpError(
+                f"DomainBalancedBatchSampler: empty domain (source "
+                f"{self.n_source}, target {self.n_target} frames)"
+            )
         self.b_t = int(target_batch or max(1, batch_size // 2))
         self.b_s = int(source_batch if source_batch is not None else batch_size - self.b_t)
         self.seed = int(seed if seed is not None else getattr(sampler, "seed", 0) or 0)
@@ -52,18 +62,19 @@ class DomainBalancedBatchSampler(Sampler):
         tgt = rng.permutation(self.n_target) + self.n_source
         n_batches = math.ceil(self.n_target / self.b_t)
         reps = math.ceil(n_batches * self.b_s / self.n_source) if self.b_s else 0
-        src = np.concatenate([rng.permutation(self.n_source) for _ in range(reps)] or
-                             [np.zeros(0, np.int64)])
+        src = np.concatenate(
+            [rng.permutation(self.n_source) for _ in range(reps)] or [np.zeros(0, np.int64)]
+        )
         out = []
         for b in range(n_batches):
-            t = tgt[b * self.b_t:(b + 1) * self.b_t].tolist()
+            t = tgt[b * self.b_t : (b + 1) * self.b_t].tolist()
             if self.drop_last and len(t) < self.b_t:
                 continue
-            out.append(src[b * self.b_s:(b + 1) * self.b_s].tolist() + t)
+            out.append(src[b * self.b_s : (b + 1) * self.b_s].tolist() + t)
         return out
 
     def __iter__(self):
-        yield from self._all_batches()[self.rank::self.world]
+        yield from self._all_batches()[self.rank :: self.world]
 
     def __len__(self) -> int:
         n = math.ceil(self.n_target / self.b_t)

@@ -61,8 +61,17 @@ DOMAINS: dict[str, DomainSpec] = {
     # nuScenes-like: 32 beams over a wider FOV, 1.84 m mount, bigger cars, more dropout.
     "target": DomainSpec(
         "target",
-        LidarSpec(beams=32, fov_up=10.0, fov_down=-30.0, azimuth_steps=1024, max_range=70.0,
-                  range_noise=0.03, dropout=0.12, sensor_height=1.84, point_dim=5),
+        LidarSpec(
+            beams=32,
+            fov_up=10.0,
+            fov_down=-30.0,
+            azimuth_steps=1024,
+            max_range=70.0,
+            range_noise=0.03,
+            dropout=0.12,
+            sensor_height=1.84,
+            point_dim=5,
+        ),
         SceneSpec(car_size_mean=(4.63, 1.96, 1.74), car_size_std=(0.40, 0.12, 0.10)),
         z_shift=1.8,
     ),
@@ -87,8 +96,11 @@ def make_scene(spec: SceneSpec, ground_z: float, rng: np.random.Generator) -> di
         for _try in range(20):
             lwh = np.maximum(rng.normal(spec.car_size_mean, spec.car_size_std), [2.5, 1.2, 1.1])
             xy = rng.uniform([x0, y0], [x1, y1])
-            yaw = rng.choice([0.0, np.pi]) + rng.normal(0, 0.15) if rng.random() < 0.7 \
+            yaw = (
+                rng.choice([0.0, np.pi]) + rng.normal(0, 0.15)
+                if rng.random() < 0.7
                 else rng.uniform(-np.pi, np.pi)
+            )
             cand = np.array([xy[0], xy[1], lwh[0], lwh[1]])
             if not _boxes_overlap_bev(cand, placed):
                 placed.append(cand)
@@ -132,13 +144,40 @@ def car_parts(cars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for i, (x, y, z, ln, w, h, yaw) in enumerate(cars):
         parts.append([x, y, z + 0.15 * h, ln, w, 0.5 * h, yaw])  # body above the wheels
         off = -0.08 * ln
-        parts.append([x + off * np.cos(yaw), y + off * np.sin(yaw), z + 0.65 * h,
-                      0.55 * ln, 0.92 * w, 0.35 * h, yaw])
+        parts.append(
+            [
+                x + off * np.cos(yaw),
+                y + off * np.sin(yaw),
+                z + 0.65 * h,
+                0.55 * ln,
+                0.92 * w,
+                0.35 * h,
+                yaw,
+            ]
+        )
         owner += [i, i]
-        parts.append([x + 0.3 * ln * np.cos(yaw), y + 0.3 * ln * np.sin(yaw), z, 0.2 * ln, 0.9 * w,
-                      0.15 * h, yaw])  # front wheels/bumper
-        parts.append([x - 0.3 * ln * np.cos(yaw), y - 0.3 * ln * np.sin(yaw), z, 0.2 * ln, 0.9 * w,
-                      0.15 * h, yaw])  # rear wheels
+        parts.append(
+            [
+                x + 0.3 * ln * np.cos(yaw),
+                y + 0.3 * ln * np.sin(yaw),
+                z,
+                0.2 * ln,
+                0.9 * w,
+                0.15 * h,
+                yaw,
+            ]
+        )  # front wheels/bumper
+        parts.append(
+            [
+                x - 0.3 * ln * np.cos(yaw),
+                y - 0.3 * ln * np.sin(yaw),
+                z,
+                0.2 * ln,
+                0.9 * w,
+                0.15 * h,
+                yaw,
+            ]
+        )  # rear wheels
         owner += [i, i]
     return np.asarray(parts).reshape(-1, 7), np.asarray(owner, dtype=np.int64)
 
@@ -253,15 +292,17 @@ def _instances(cars: np.ndarray, counts: np.ndarray) -> list[dict]:
         dist = float(np.hypot(box[0], box[1]))
         occl = 0 if n >= 50 else 1 if n >= 15 else 2 if n >= 5 else 3
         h_px = FOCAL_PX * box[5] / max(dist, 1.0)
-        out.append({
-            "bbox_3d": [float(v) for v in box],
-            "bbox_label_3d": 0,
-            "bbox_label": 0,
-            "num_lidar_pts": int(n),
-            "occluded": occl,
-            "truncated": 0.0,
-            "bbox": [0.0, 0.0, 1.0, float(h_px)],
-        })
+        out.append(
+            {
+                "bbox_3d": [float(v) for v in box],
+                "bbox_label_3d": 0,
+                "bbox_label": 0,
+                "num_lidar_pts": int(n),
+                "occluded": occl,
+                "truncated": 0.0,
+                "bbox": [0.0, 0.0, 1.0, float(h_px)],
+            }
+        )
     return out
 
 
@@ -274,9 +315,16 @@ def synth_frame(domain: DomainSpec, seed: int, index: int) -> tuple[np.ndarray, 
     return pts, _instances(scene["cars"], counts)
 
 
-def write_domain(out: str | Path, domain: str | DomainSpec, frames: int, seed: int = 0,
-                 val_fraction: float = 0.2, beams: int | None = None,
-                 progress: bool = False, workers: int = 0) -> dict[str, Path]:
+def write_domain(
+    out: str | Path,
+    domain: str | DomainSpec,
+    frames: int,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    beams: int | None = None,
+    progress: bool = False,
+    workers: int = 0,
+) -> dict[str, Path]:
     """Write ``DIR/points/*.bin`` and ``DIR/{train,val}_infos.pkl`` for one domain
     (``workers`` > 0 ray-casts frames in that many processes; frames stay deterministic)."""
     spec = DOMAINS[domain] if isinstance(domain, str) else domain
@@ -284,7 +332,9 @@ def write_domain(out: str | Path, domain: str | DomainSpec, frames: int, seed: i
         spec = replace(spec, lidar=replace(spec.lidar, beams=beams))
     out = Path(out)
     if frames < 2:
-        raise GroupExpError(f"{out}: --frames {frames}: need at least 2 frames (one train, one val)")
+        raise GroupExpError(
+            f"{out}: --frames {frames}: need at least 2 frames (one train, one val)"
+        )
     (out / "points").mkdir(parents=True, exist_ok=True)
     data_list = []
     if workers > 0:
@@ -304,12 +354,14 @@ def write_domain(out: str | Path, domain: str | DomainSpec, frames: int, seed: i
         name = f"{i:06d}.bin"
         with atomic_path(out / "points" / name) as tmp:
             pts.tofile(tmp)
-        data_list.append({
-            "sample_idx": i,
-            "lidar_points": {"num_pts_feats": spec.lidar.point_dim, "lidar_path": name},
-            "instances": inst,
-            "z_shift": spec.z_shift,
-        })
+        data_list.append(
+            {
+                "sample_idx": i,
+                "lidar_points": {"num_pts_feats": spec.lidar.point_dim, "lidar_path": name},
+                "instances": inst,
+                "z_shift": spec.z_shift,
+            }
+        )
     if pool is not None:
         pool.shutdown()
     n_val = max(1, int(round(frames * val_fraction)))

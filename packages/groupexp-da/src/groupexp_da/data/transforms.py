@@ -28,10 +28,25 @@ MEAN_CAR_SIZE = {
 # Car-like category names in the info files written by mmdet3d's converters.
 CAR_NAMES = {"kitti": ("Car",), "nuscenes": ("car",), "waymo": ("Car",)}
 META_KEYS = (
-    "sample_idx", "lidar_path", "num_pts_feats", "box_mode_3d", "box_type_3d", "z_shift",
-    "pcd_horizontal_flip", "pcd_vertical_flip", "pcd_trans", "pcd_scale_factor",
-    "pcd_rotation", "pcd_rotation_angle", "transformation_3d_flow", "lidar2cam", "cam2img",
-    "lidar2img", "img_shape", "ori_shape", "domain",
+    "sample_idx",
+    "lidar_path",
+    "num_pts_feats",
+    "box_mode_3d",
+    "box_type_3d",
+    "z_shift",
+    "pcd_horizontal_flip",
+    "pcd_vertical_flip",
+    "pcd_trans",
+    "pcd_scale_factor",
+    "pcd_rotation",
+    "pcd_rotation_angle",
+    "transformation_3d_flow",
+    "lidar2cam",
+    "cam2img",
+    "lidar2img",
+    "img_shape",
+    "ori_shape",
+    "domain",
 )
 
 

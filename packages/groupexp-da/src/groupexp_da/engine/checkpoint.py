@@ -20,8 +20,16 @@ def checkpoint_safe_globals() -> list:
     dtypes = {type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")}
     # ``getattr``: mmengine's HistoryBuffer pickles its bound statistics methods
     # (``statistics_methods['min'] = getattr(buffer, 'min')``) inside ``message_hub``.
-    return [HistoryBuffer, np.ndarray, np.dtype, np.core.multiarray._reconstruct,
-            np.core.multiarray.scalar, codecs.encode, getattr, *dtypes]
+    return [
+        HistoryBuffer,
+        np.ndarray,
+        np.dtype,
+        np.core.multiarray._reconstruct,
+        np.core.multiarray.scalar,
+        codecs.encode,
+        getattr,
+        *dtypes,
+    ]
 
 
 def allow_checkpoint_types() -> None:
@@ -40,8 +48,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
         what = "empty file" if path.stat().st_size == 0 else type(exc).__name__
-        raise GroupExpError(f"{path}: not a groupexp-da checkpoint ({what}: not a torch "
-                            "checkpoint of allowed types)") from None
+        raise GroupExpError(
+            f"{path}: not a groupexp-da checkpoint ({what}: not a torch "
+            "checkpoint of allowed types)"
+        ) from None
     if not isinstance(ckpt, dict):
         raise GroupExpError(f"{path}: not a groupexp-da checkpoint (a {type(ckpt).__name__})")
     return ckpt
@@ -56,8 +66,9 @@ def load_state_dict(path: str | os.PathLike) -> dict:
     return state
 
 
-def load_weights(model: torch.nn.Module, path: str | os.PathLike,
-                 allow_missing: tuple[str, ...] = ()) -> list[str]:
+def load_weights(
+    model: torch.nn.Module, path: str | os.PathLike, allow_missing: tuple[str, ...] = ()
+) -> list[str]:
     """Load ``path`` into ``model``; missing keys are an error unless they start with one of
     ``allow_missing``. Returns the allowed missing keys."""
     res = model.load_state_dict(load_state_dict(path), strict=False)

@@ -25,8 +25,10 @@ def resolve_config(name: str | os.PathLike) -> Path:
     for cand in (CONFIG_DIR / p, CONFIG_DIR / f"{p}.py"):
         if cand.is_file():
             return cand
-    raise GroupExpError(f"{name}: no such config file or shipped config name "
-                        f"(shipped: {', '.join(shipped_configs())})")
+    raise GroupExpError(
+        f"{name}: no such config file or shipped config name "
+        f"(shipped: {', '.join(shipped_configs())})"
+    )
 
 
 def parse_cfg_options(items: list[str] | None) -> dict:
@@ -53,9 +55,14 @@ def _set_root(loader: dict, root: str) -> None:
     _innermost(loader["dataset"])["data_root"] = root
 
 
-def load_config(name: str | os.PathLike, source: str | None = None, target: str | None = None,
-                work_dir: str | None = None, cfg_options: dict | None = None,
-                device: str | None = None) -> Config:
+def load_config(
+    name: str | os.PathLike,
+    source: str | None = None,
+    target: str | None = None,
+    work_dir: str | None = None,
+    cfg_options: dict | None = None,
+    device: str | None = None,
+) -> Config:
     """Load a config and point its datasets / evaluators at ``source``/``target`` roots."""
     cfg = Config.fromfile(str(resolve_config(name)))
     if cfg_options:
@@ -104,21 +111,28 @@ def validate_config(cfg: Config, phases: tuple[str, ...] = ("train", "val", "tes
     for phase in phases:
         loader = cfg.get(f"{phase}_dataloader")
         if loader:
-            need += [(f"{phase}_dataloader.dataset.ann_file", p)
-                     for p in dataset_ann_files(loader["dataset"])]
+            need += [
+                (f"{phase}_dataloader.dataset.ann_file", p)
+                for p in dataset_ann_files(loader["dataset"])
+            ]
         ev = cfg.get(f"{phase}_evaluator")
         if ev and "ann_file" in ev:
             need.append((f"{phase}_evaluator.ann_file", Path(ev["ann_file"])))
     if "st3d" in phases:
         if not cfg.get("st3d_target_dataset"):
-            raise GroupExpError(f"{cfg.filename}: config key st3d_target_dataset missing "
-                                "(not a self-training config)")
-        need += [("st3d_target_dataset.ann_file", p)
-                 for p in dataset_ann_files(cfg.st3d_target_dataset)]
+            raise GroupExpError(
+                f"{cfg.filename}: config key st3d_target_dataset missing "
+                "(not a self-training config)"
+            )
+        need += [
+            ("st3d_target_dataset.ann_file", p) for p in dataset_ann_files(cfg.st3d_target_dataset)
+        ]
     for key, path in need:
         if not path.is_file():
-            raise GroupExpError(f"{path}: info pkl not found (config key {key}; "
-                                "point --source/--target at a folder holding it)")
+            raise GroupExpError(
+                f"{path}: info pkl not found (config key {key}; "
+                "point --source/--target at a folder holding it)"
+            )
 
 
 def build_runner(cfg: Config):

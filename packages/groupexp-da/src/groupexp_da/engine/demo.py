@@ -36,8 +36,9 @@ def _train(config: str, data: Path, work: Path, epochs: int, workers: int = 0) -
     from groupexp_da.engine.config import build_runner, load_config
     from groupexp_da.engine.st3d import evaluate
 
-    cfg = load_config(config, source=str(data / "source"), target=str(data / "target"),
-                      work_dir=str(work))
+    cfg = load_config(
+        config, source=str(data / "source"), target=str(data / "target"), work_dir=str(work)
+    )
     set_epochs(cfg, epochs)
     set_workers(cfg, workers)
     cfg.train_cfg.val_interval = 10**6  # evaluated once below
@@ -71,8 +72,10 @@ def _plots(out: Path, data: Path, ckpts: dict[str, str], pseudo: Path | None) ->
     cfg = load_config("pointpillars_synth_source_only_cpu", target=str(data / "target"))
     val = mmengine.load(data / "target" / "val_infos.pkl")
     info = val["data_list"][0]
-    pts = read_points(str(data / "target" / "points" / info["lidar_points"]["lidar_path"]),
-                      info["lidar_points"]["num_pts_feats"])
+    pts = read_points(
+        str(data / "target" / "points" / info["lidar_points"]["lidar_path"]),
+        info["lidar_points"]["num_pts_feats"],
+    )
     gt = gt_frame(info, val["metainfo"], "lidar")["boxes"]
     ds = dict(cfg.test_dataloader.dataset)
     ds["indices"] = [0]
@@ -80,32 +83,50 @@ def _plots(out: Path, data: Path, ckpts: dict[str, str], pseudo: Path | None) ->
     for name, ckpt in ckpts.items():
         p = predict_dataset(build_model(cfg, ckpt), build_dataset(ds))[0]
         keep = p["scores"] >= 0.3
-        f = bev_plot(out / f"bev_{name}.png", pts, gt, p["boxes"][keep], p["scores"][keep],
-                     xlim=(0, 40), ylim=(-20, 20), title=f"target val frame 0: {name}")
+        f = bev_plot(
+            out / f"bev_{name}.png",
+            pts,
+            gt,
+            p["boxes"][keep],
+            p["scores"][keep],
+            xlim=(0, 40),
+            ylim=(-20, 20),
+            title=f"target val frame 0: {name}",
+        )
         written.append(str(f))
     if pseudo is not None and pseudo.exists():
         pl = mmengine.load(pseudo)["data_list"][0]
         tr = mmengine.load(data / "target" / "train_infos.pkl")["data_list"][0]
-        pts = read_points(str(data / "target" / "points" / tr["lidar_points"]["lidar_path"]),
-                          tr["lidar_points"]["num_pts_feats"])
+        pts = read_points(
+            str(data / "target" / "points" / tr["lidar_points"]["lidar_path"]),
+            tr["lidar_points"]["num_pts_feats"],
+        )
         boxes = np.array([i["bbox_3d"] for i in pl["instances"]]).reshape(-1, 7)
         labels = np.array([i["bbox_label_3d"] for i in pl["instances"]])
         gt_tr = np.array([i["bbox_3d"] for i in tr["instances"]]).reshape(-1, 7)
-        f = bev_plot(out / "bev_pseudo_labels.png", pts, gt_tr, pseudo=boxes,
-                     pseudo_labels=labels, xlim=(0, 40), ylim=(-20, 20),
-                     title=f"target train frame 0: {pseudo.parent.parent.name} round-0 "
-                           "pseudo labels")
+        f = bev_plot(
+            out / "bev_pseudo_labels.png",
+            pts,
+            gt_tr,
+            pseudo=boxes,
+            pseudo_labels=labels,
+            xlim=(0, 40),
+            ylim=(-20, 20),
+            title=f"target train frame 0: {pseudo.parent.parent.name} round-0 pseudo labels",
+        )
         written.append(str(f))
     return written
 
 
-def _self_train(config: str, data: Path, work: Path, src_ckpt: str, rounds: int, epochs: int,
-                workers: int) -> list[dict]:
+def _self_train(
+    config: str, data: Path, work: Path, src_ckpt: str, rounds: int, epochs: int, workers: int
+) -> list[dict]:
     from groupexp_da.engine.config import load_config
     from groupexp_da.engine.st3d import adapt
 
-    cfg = load_config(config, source=str(data / "source"), target=str(data / "target"),
-                      work_dir=str(work))
+    cfg = load_config(
+        config, source=str(data / "source"), target=str(data / "target"), work_dir=str(work)
+    )
     set_workers(cfg, workers)
     cfg.st3d.rounds = rounds
     cfg.st3d.epochs_per_round = epochs
@@ -129,11 +150,21 @@ def _recall(out: Path, data: Path, config: str, ckpt: str, pseudo: Path | None) 
 METHODS = ("st3d", "groupexp", "both")
 
 
-def run_demo(out: str | Path, frames_source: int = 200, frames_target: int = 100,
-             epochs: int = 6, st3d_epochs: int = 2, rounds: int = 1, seed: int = 0,
-             oracle: bool = False, workers: int = 0, plain_source: bool = False,
-             method: str = "st3d", groupexp_rounds: int | None = None,
-             groupexp_epochs: int | None = None) -> dict:
+def run_demo(
+    out: str | Path,
+    frames_source: int = 200,
+    frames_target: int = 100,
+    epochs: int = 6,
+    st3d_epochs: int = 2,
+    rounds: int = 1,
+    seed: int = 0,
+    oracle: bool = False,
+    workers: int = 0,
+    plain_source: bool = False,
+    method: str = "st3d",
+    groupexp_rounds: int | None = None,
+    groupexp_epochs: int | None = None,
+) -> dict:
     """Run the whole pipeline under ``out``; re-running resumes finished steps.
 
     Rows: ``source + ROS`` (ST3D's stage 1, the start of self-training), ``ST3D`` and/or
@@ -159,12 +190,14 @@ def run_demo(out: str | Path, frames_source: int = 200, frames_target: int = 100
     rows = {}
     if plain_source:  # the paper's "source only": no ROS
         t = time.perf_counter()
-        _, rows["source only"] = _train("pointpillars_synth_source_only_cpu", data,
-                                        out / "source_only", epochs, workers)
+        _, rows["source only"] = _train(
+            "pointpillars_synth_source_only_cpu", data, out / "source_only", epochs, workers
+        )
         timings["source_only_s"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()  # ST3D stage 1: source training with random object scaling
     src_ckpt, rows["source + ROS (ST3D stage 1)"] = _train(
-        "pointpillars_synth_ros_cpu", data, out / "source_ros", epochs, workers)
+        "pointpillars_synth_ros_cpu", data, out / "source_ros", epochs, workers
+    )
     timings["source_ros_s"] = round(time.perf_counter() - t, 1)
     ckpts = {"source_ros": src_ckpt}
     labels, recall, pseudo_first = {}, {}, None
@@ -172,9 +205,15 @@ def run_demo(out: str | Path, frames_source: int = 200, frames_target: int = 100
     if method in ("st3d", "both"):
         runs.append(("st3d", "pointpillars_synth_st3d_cpu", rounds, st3d_epochs, "ST3D"))
     if method in ("groupexp", "both"):
-        runs.append(("groupexp", "pointpillars_synth_groupexp_cpu",
-                     groupexp_rounds or max(rounds, 2), groupexp_epochs or st3d_epochs,
-                     "GroupEXP"))
+        runs.append(
+            (
+                "groupexp",
+                "pointpillars_synth_groupexp_cpu",
+                groupexp_rounds or max(rounds, 2),
+                groupexp_epochs or st3d_epochs,
+                "GroupEXP",
+            )
+        )
     for key, config, n_rounds, n_epochs, name in runs:
         t = time.perf_counter()
         hist = _self_train(config, data, out / key, src_ckpt, n_rounds, n_epochs, workers)
@@ -193,8 +232,9 @@ def run_demo(out: str | Path, frames_source: int = 200, frames_target: int = 100
             labels[f"{key}_groups"] = json.loads(groups_json.read_text())[-1]
     if oracle:
         t = time.perf_counter()
-        orc_ckpt, m_orc = _train("pointpillars_synth_oracle_cpu", data, out / "oracle", epochs,
-                                  workers)
+        orc_ckpt, m_orc = _train(
+            "pointpillars_synth_oracle_cpu", data, out / "oracle", epochs, workers
+        )
         timings["oracle_s"] = round(time.perf_counter() - t, 1)
         rows["oracle"] = m_orc
     t = time.perf_counter()
@@ -202,10 +242,19 @@ def run_demo(out: str | Path, frames_source: int = 200, frames_target: int = 100
     timings["plots_s"] = round(time.perf_counter() - t, 1)
     timings["total_s"] = round(time.perf_counter() - t0, 1)
     table = results_table(rows)
-    res = {"table": {k: _short(v) for k, v in rows.items()}, "timings": timings,
-           "plots": plots, "pseudo_labels": labels,
-           "recall": {k: {n: {"recall": t["recall"], "worst_bin_recall": t["worst_bin_recall"]}
-                          for n, t in v.items()} for k, v in recall.items()}}
+    res = {
+        "table": {k: _short(v) for k, v in rows.items()},
+        "timings": timings,
+        "plots": plots,
+        "pseudo_labels": labels,
+        "recall": {
+            k: {
+                n: {"recall": t["recall"], "worst_bin_recall": t["worst_bin_recall"]}
+                for n, t in v.items()
+            }
+            for k, v in recall.items()
+        },
+    }
     write_json(out / "results.json", res, indent=1)
     with atomic_write(out / "results.md") as f:
         f.write(table + "\n")
@@ -216,9 +265,11 @@ def run_demo(out: str | Path, frames_source: int = 200, frames_target: int = 100
             continue
         for r, st in enumerate(per_round):
             q = (st or {}).get("quality_bev_iou_0.7", {})
-            print(f"{key} round {r}: positives {st['positives']} (by group "
-                  f"{st.get('positives_by_group')}), ignored {st['ignored']}, precision "
-                  f"{q.get('precision')}, recall {q.get('recall')} (BEV IoU 0.7)")
+            print(
+                f"{key} round {r}: positives {st['positives']} (by group "
+                f"{st.get('positives_by_group')}), ignored {st['ignored']}, precision "
+                f"{q.get('precision')}, recall {q.get('recall')} (BEV IoU 0.7)"
+            )
     for key, tabs in res["recall"].items():
         print(f"recall_{key}: " + json.dumps(tabs))
     print(json.dumps(timings))

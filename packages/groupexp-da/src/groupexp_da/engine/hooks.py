@@ -18,8 +18,9 @@ def _unwrap(model):
 
 
 @torch.no_grad()
-def collect_descriptors(model, dataloader, max_objects: int = 20000,
-                        max_batches: int | None = None) -> torch.Tensor:
+def collect_descriptors(
+    model, dataloader, max_objects: int = 20000, max_batches: int | None = None
+) -> torch.Tensor:
     """Eval-mode descriptors of the labelled (positive) cars the loader yields."""
     was_training = model.training
     model.eval()
@@ -46,8 +47,9 @@ class GroupInitHook(Hook):
 
     priority = "LOW"
 
-    def __init__(self, max_objects: int = 20000, max_batches: int | None = None,
-                 seed: int = 42) -> None:
+    def __init__(
+        self, max_objects: int = 20000, max_batches: int | None = None, seed: int = 42
+    ) -> None:
         self.max_objects, self.max_batches, self.seed = max_objects, max_batches, seed
 
     def before_train(self, runner) -> None:
@@ -58,14 +60,21 @@ class GroupInitHook(Hook):
             return
         distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
         if not distributed or dist.get_rank() == 0:
-            feats = collect_descriptors(model, runner.train_dataloader, self.max_objects,
-                                        self.max_batches)
+            feats = collect_descriptors(
+                model, runner.train_dataloader, self.max_objects, self.max_batches
+            )
             model.groups.fit_init(feats.to(model.groups.mu.device), seed=self.seed)
-            log.info(f"GroupInitHook: {model.groups.n_groups} groups from {len(feats)} objects, "
-                     f"weights {[round(float(w), 3) for w in model.groups.weight]}")
+            log.info(
+                f"GroupInitHook: {model.groups.n_groups} groups from {len(feats)} objects, "
+                f"weights {[round(float(w), 3) for w in model.groups.weight]}"
+            )
         if distributed:
-            for buf in (model.groups.mu, model.groups.var, model.groups.weight,
-                        model.groups.initialized):
+            for buf in (
+                model.groups.mu,
+                model.groups.var,
+                model.groups.weight,
+                model.groups.initialized,
+            ):
                 dist.broadcast(buf, 0)
 
 
@@ -77,9 +86,17 @@ def summarize_groups(model, rows: list[torch.Tensor]) -> list[dict]:
     for i in range(g.n_groups):
         r = table[table[:, 0] == i]
         means = [round(float(r[:, c].mean()), 3) if len(r) else None for c in range(1, 5)]
-        out.append({"group": i, "weight": round(float(g.weight[i]), 4), "objects": len(r),
-                    "mean_points": means[0], "mean_volume_m3": means[1],
-                    "mean_distance_m": means[2], "target_share": means[3]})
+        out.append(
+            {
+                "group": i,
+                "weight": round(float(g.weight[i]), 4),
+                "objects": len(r),
+                "mean_points": means[0],
+                "mean_volume_m3": means[1],
+                "mean_distance_m": means[2],
+                "target_share": means[3],
+            }
+        )
     return out
 
 

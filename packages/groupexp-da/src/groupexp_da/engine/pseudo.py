@@ -25,8 +25,12 @@ class PseudoCfg:
 
 
 def empty_labels() -> dict:
-    return {"boxes": np.zeros((0, 7)), "scores": np.zeros(0), "miss": np.zeros(0, np.int64),
-            "group": np.zeros(0, np.int64)}
+    return {
+        "boxes": np.zeros((0, 7)),
+        "scores": np.zeros(0),
+        "miss": np.zeros(0, np.int64),
+        "group": np.zeros(0, np.int64),
+    }
 
 
 def memory_ensemble(old: dict, new: dict, cfg: PseudoCfg) -> dict:
@@ -73,8 +77,12 @@ def memory_ensemble(old: dict, new: dict, cfg: PseudoCfg) -> dict:
         group.append(ng[i])
         scores.append(ns[i])
         miss.append(0)
-    return {"boxes": np.asarray(boxes).reshape(-1, 7), "scores": np.asarray(scores),
-            "miss": np.asarray(miss, np.int64), "group": np.asarray(group, np.int64)}
+    return {
+        "boxes": np.asarray(boxes).reshape(-1, 7),
+        "scores": np.asarray(scores),
+        "miss": np.asarray(miss, np.int64),
+        "group": np.asarray(group, np.int64),
+    }
 
 
 def assign_labels(mem: dict, cfg: PseudoCfg) -> dict:
@@ -85,8 +93,13 @@ def assign_labels(mem: dict, cfg: PseudoCfg) -> dict:
     labels = np.where(s >= cfg.score_thresh, 0, -1)
     labels = np.where(mem["miss"] >= cfg.ignore_after, -1, labels)
     group = np.asarray(mem.get("group", np.zeros(len(s))), np.int64)
-    return {"boxes": mem["boxes"][keep], "scores": s[keep], "miss": mem["miss"][keep],
-            "labels": labels[keep].astype(np.int64), "group": group[keep]}
+    return {
+        "boxes": mem["boxes"][keep],
+        "scores": s[keep],
+        "miss": mem["miss"][keep],
+        "labels": labels[keep].astype(np.int64),
+        "group": group[keep],
+    }
 
 
 def assign_labels_grouped(mem: dict, cfg: PseudoCfg) -> dict:
@@ -106,8 +119,13 @@ def assign_labels_grouped(mem: dict, cfg: PseudoCfg) -> dict:
     labels = np.where(pos, 0, -1)
     labels = np.where(mem["miss"] >= cfg.ignore_after, -1, labels)
     keep = s >= cfg.neg_thresh
-    return {"boxes": mem["boxes"][keep], "scores": s[keep], "miss": mem["miss"][keep],
-            "labels": labels[keep].astype(np.int64), "group": grp[keep]}
+    return {
+        "boxes": mem["boxes"][keep],
+        "scores": s[keep],
+        "miss": mem["miss"][keep],
+        "labels": labels[keep].astype(np.int64),
+        "group": grp[keep],
+    }
 
 
 def label_quality(gt: list[np.ndarray], labels: list[dict], iou_thr: float = 0.7) -> dict:
@@ -130,18 +148,27 @@ def label_quality(gt: list[np.ndarray], labels: list[dict], iou_thr: float = 0.7
             if row[j] >= iou_thr:
                 used[j] = True
                 tp += 1
-    return {"tp": tp, "positives": n_pos, "gt": n_gt,
-            "precision": round(tp / n_pos, 4) if n_pos else None,
-            "recall": round(tp / n_gt, 4) if n_gt else None}
+    return {
+        "tp": tp,
+        "positives": n_pos,
+        "gt": n_gt,
+        "precision": round(tp / n_pos, 4) if n_pos else None,
+        "recall": round(tp / n_gt, 4) if n_gt else None,
+    }
 
 
 def to_instances(lab: dict) -> list[dict]:
     group = lab.get("group", np.zeros(len(lab["scores"]), np.int64))
     return [
-        {"bbox_3d": [float(v) for v in b], "bbox_label_3d": int(lab_), "bbox_label": int(lab_),
-         "score": float(s), "miss": int(m), "group": int(g)}
-        for b, s, m, lab_, g in zip(lab["boxes"], lab["scores"], lab["miss"], lab["labels"],
-                                    group)
+        {
+            "bbox_3d": [float(v) for v in b],
+            "bbox_label_3d": int(lab_),
+            "bbox_label": int(lab_),
+            "score": float(s),
+            "miss": int(m),
+            "group": int(g),
+        }
+        for b, s, m, lab_, g in zip(lab["boxes"], lab["scores"], lab["miss"], lab["labels"], group)
     ]
 
 

@@ -58,16 +58,21 @@ GROUP_KEYS = ("obj_descriptor.", "groups.", "bbox_head.group_attn.")  # absent i
 def _check_prev(prev: Path, prev_list: list, infos: list, ann: str) -> None:
     """Pseudo labels of another dataset (frame count or sample ids differ) are an error."""
     if len(prev_list) != len(infos):
-        raise GroupExpError(f"{prev}: {len(prev_list)} frames of pseudo labels but the target "
-                            f"info pkl {ann} has {len(infos)} (labels of another dataset?)")
+        raise GroupExpError(
+            f"{prev}: {len(prev_list)} frames of pseudo labels but the target "
+            f"info pkl {ann} has {len(infos)} (labels of another dataset?)"
+        )
     for k, (a, b) in enumerate(zip(prev_list, infos)):
         if a.get("sample_idx") != b.get("sample_idx"):
-            raise GroupExpError(f"{prev}: frame {k} has sample_idx {a.get('sample_idx')!r}, the "
-                                f"target info pkl {ann} {b.get('sample_idx')!r}")
+            raise GroupExpError(
+                f"{prev}: frame {k} has sample_idx {a.get('sample_idx')!r}, the "
+                f"target info pkl {ann} {b.get('sample_idx')!r}"
+            )
 
 
-def label_round(cfg: Config, ckpt: str, prev: Path | None, out: Path, pcfg: PseudoCfg,
-                device: str = "cpu") -> dict:
+def label_round(
+    cfg: Config, ckpt: str, prev: Path | None, out: Path, pcfg: PseudoCfg, device: str = "cpu"
+) -> dict:
     """Write ``out`` (an info pkl of pseudo labels) and return label statistics.
 
     With ``st3d.group_labels`` (GroupEXP) and a model whose groups are initialised, the
@@ -97,8 +102,9 @@ def label_round(cfg: Config, ckpt: str, prev: Path | None, out: Path, pcfg: Pseu
     by_id = {p["sample_idx"]: p for p in preds}
     data_list, labels, gts = [], [], []
     for sid, info in enumerate(infos["data_list"]):
-        p = by_id.get(sid, {"boxes": np.zeros((0, 7)), "scores": np.zeros(0),
-                            "labels": np.zeros(0)})
+        p = by_id.get(
+            sid, {"boxes": np.zeros((0, 7)), "scores": np.zeros(0), "labels": np.zeros(0)}
+        )
         car = p["labels"] == 0
         new = {"boxes": p["boxes"][car], "scores": p["scores"][car]}
         if "group" in p:
@@ -107,23 +113,36 @@ def label_round(cfg: Config, ckpt: str, prev: Path | None, out: Path, pcfg: Pseu
         lab = assign_labels_grouped(mem, pcfg) if grouped else assign_labels(mem, pcfg)
         labels.append(lab)
         if info.get("instances") and "bbox_3d" in info["instances"][0]:
-            gts.append(np.array([i["bbox_3d"] for i in info["instances"]
-                                 if i.get("bbox_label_3d", 0) == 0]).reshape(-1, 7))
+            gts.append(
+                np.array(
+                    [i["bbox_3d"] for i in info["instances"] if i.get("bbox_label_3d", 0) == 0]
+                ).reshape(-1, 7)
+            )
         item = {k: v for k, v in info.items() if k != "instances"}
         item["instances"] = to_instances(lab)
         data_list.append(item)
     meta = dict(infos.get("metainfo", {}))
-    meta["pseudo_labels"] = {"from": str(ckpt), "score_thresh": pcfg.score_thresh,
-                             "neg_thresh": pcfg.neg_thresh, "grouped": grouped,
-                             "group_score_thresh": pcfg.group_score_thresh,
-                             "replace": pcfg.replace}
+    meta["pseudo_labels"] = {
+        "from": str(ckpt),
+        "score_thresh": pcfg.score_thresh,
+        "neg_thresh": pcfg.neg_thresh,
+        "grouped": grouped,
+        "group_score_thresh": pcfg.group_score_thresh,
+        "replace": pcfg.replace,
+    }
     write_pickle(out, {"metainfo": meta, "data_list": data_list})
     all_lab = np.concatenate([lab["labels"] for lab in labels]) if labels else np.zeros(0)
     all_grp = np.concatenate([lab["group"] for lab in labels]) if labels else np.zeros(0)
-    stats = {"positives": int((all_lab == 0).sum()), "ignored": int((all_lab == -1).sum()),
-             "frames": len(data_list), "grouped": grouped,
-             "positives_by_group": [int(((all_lab == 0) & (all_grp == g)).sum())
-                                    for g in range(int(all_grp.max(initial=0)) + 1)]}
+    stats = {
+        "positives": int((all_lab == 0).sum()),
+        "ignored": int((all_lab == -1).sum()),
+        "frames": len(data_list),
+        "grouped": grouped,
+        "positives_by_group": [
+            int(((all_lab == 0) & (all_grp == g)).sum())
+            for g in range(int(all_grp.max(initial=0)) + 1)
+        ],
+    }
     if len(gts) == len(labels):  # the target infos hold GT (synthetic benchmark): label quality
         stats["quality_bev_iou_0.7"] = label_quality(gts, labels, 0.7)
         stats["quality_bev_iou_0.5"] = label_quality(gts, labels, 0.5)
@@ -137,14 +156,19 @@ def train_dataset(cfg: Config, labels: Path, rnd: int) -> tuple[dict, dict | Non
     tgt = copy.deepcopy(cfg.st3d_target_dataset)
     tgt["ann_file"] = str(labels.resolve())
     tgt["pipeline"] = [dict(type="SetDomain", domain="target")] + _progressive(
-        cfg.st3d_train_pipeline, rnd, st.get("progressive_aug", {}))
+        cfg.st3d_train_pipeline, rnd, st.get("progressive_aug", {})
+    )
     mix = st.get("source_mix")
     if not mix:
         return tgt, None
     src = copy.deepcopy(cfg.train_dataloader.dataset)
     src["pipeline"] = [dict(type="SetDomain", domain="source")] + list(src["pipeline"])
-    sampler = dict(type="DomainBalancedBatchSampler", source_batch=mix["source_batch"],
-                   target_batch=mix["target_batch"], seed=cfg.get("randomness", {}).get("seed"))
+    sampler = dict(
+        type="DomainBalancedBatchSampler",
+        source_batch=mix["source_batch"],
+        target_batch=mix["target_batch"],
+        seed=cfg.get("randomness", {}).get("seed"),
+    )
     # the two info files' metainfo differ (dataset name, domain, pseudo-label provenance);
     # the class list, which ConcatDataset also compares, is the same by construction
     keys = set()
@@ -173,16 +197,37 @@ def round_schedule(epochs: int, lr: float, kind: str = "cosine") -> list[dict]:
         return [dict(type="ConstantLR", factor=1.0, by_epoch=True, begin=0, end=epochs)]
     if kind != "cosine":
         raise ValueError(f"st3d.schedule must be 'cosine' or 'constant', got {kind!r}")
-    return [dict(type="CosineAnnealingLR", T_max=epochs, eta_min=lr * 1e-2, by_epoch=True,
-                 begin=0, end=epochs, convert_to_iter_based=True)]
+    return [
+        dict(
+            type="CosineAnnealingLR",
+            T_max=epochs,
+            eta_min=lr * 1e-2,
+            by_epoch=True,
+            begin=0,
+            end=epochs,
+            convert_to_iter_based=True,
+        )
+    ]
 
 
 def adapt(cfg: Config, source_ckpt: str, work_dir: str | Path, device: str = "cpu") -> list[dict]:
     """Run (or resume) ST3D rounds; returns the per-round records."""
     st = cfg.st3d
-    pcfg = PseudoCfg(**{k: st[k] for k in ("score_thresh", "neg_thresh", "ensemble_iou",
-                                           "ignore_after", "remove_after",
-                                           "group_score_thresh", "replace") if k in st})
+    pcfg = PseudoCfg(
+        **{
+            k: st[k]
+            for k in (
+                "score_thresh",
+                "neg_thresh",
+                "ensemble_iou",
+                "ignore_after",
+                "remove_after",
+                "group_score_thresh",
+                "replace",
+            )
+            if k in st
+        }
+    )
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     history_path = work / "history.json"

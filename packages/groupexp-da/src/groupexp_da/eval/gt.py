@@ -47,8 +47,13 @@ def gt_frame(info: dict, meta: dict, fmt: str) -> dict:
     names_of = _label_names(meta, fmt)
     n = len(insts)
     if n == 0:
-        return {"boxes": np.zeros((0, 7)), "names": np.zeros(0, dtype=str),
-                "height": np.zeros(0), "occluded": np.zeros(0), "truncated": np.zeros(0)}
+        return {
+            "boxes": np.zeros((0, 7)),
+            "names": np.zeros(0, dtype=str),
+            "height": np.zeros(0),
+            "occluded": np.zeros(0),
+            "truncated": np.zeros(0),
+        }
     labels = [int(i.get("bbox_label_3d", i.get("bbox_label", -1))) for i in insts]
     for lab in labels:
         if lab not in names_of:
@@ -60,7 +65,8 @@ def gt_frame(info: dict, meta: dict, fmt: str) -> dict:
         l2c = cam.get("lidar2cam")
         if l2c is None:
             l2c = np.asarray(info["images"]["R0_rect"]) @ np.asarray(
-                info["lidar_points"]["Tr_velo_to_cam"])
+                info["lidar_points"]["Tr_velo_to_cam"]
+            )
         boxes = camera_to_lidar(raw, l2c)
     elif fmt == "nuscenes":
         boxes = raw.copy()

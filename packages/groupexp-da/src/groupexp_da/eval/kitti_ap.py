@@ -93,8 +93,14 @@ def _collect_tp_scores(ovs, ov_off, gt_off, dt_off, scores, ign_gt, ign_dt, min_
         nd = dt_off[f + 1] - dt_off[f]
         ov = ovs[ov_off[f] : ov_off[f] + nd * ng].reshape(nd, ng)
         _, _, _, k = _match(
-            ov, scores[dt_off[f] : dt_off[f + 1]], ign_gt[gt_off[f] : gt_off[f + 1]],
-            ign_dt[dt_off[f] : dt_off[f + 1]], min_ov, 0.0, False, buf,
+            ov,
+            scores[dt_off[f] : dt_off[f + 1]],
+            ign_gt[gt_off[f] : gt_off[f + 1]],
+            ign_dt[dt_off[f] : dt_off[f + 1]],
+            min_ov,
+            0.0,
+            False,
+            buf,
         )
         out[n : n + k] = buf[:k]
         n += k
@@ -111,8 +117,14 @@ def _accumulate(ovs, ov_off, gt_off, dt_off, scores, ign_gt, ign_dt, min_ov, thr
         ov = ovs[ov_off[f] : ov_off[f] + nd * ng].reshape(nd, ng)
         for t in range(thresholds.shape[0]):
             tp, fp, fn, _ = _match(
-                ov, scores[dt_off[f] : dt_off[f + 1]], ign_gt[gt_off[f] : gt_off[f + 1]],
-                ign_dt[dt_off[f] : dt_off[f + 1]], min_ov, thresholds[t], True, buf,
+                ov,
+                scores[dt_off[f] : dt_off[f + 1]],
+                ign_gt[gt_off[f] : gt_off[f + 1]],
+                ign_dt[dt_off[f] : dt_off[f + 1]],
+                min_ov,
+                thresholds[t],
+                True,
+                buf,
             )
             pr[t, 0] += tp
             pr[t, 1] += fp
@@ -150,7 +162,9 @@ def _ignore_flags(gt: dict, dt: dict, cls: str, diff: int, all_easy: bool):
         h = np.asarray(gt.get("height", np.full(n, np.inf)), dtype=np.float64).reshape(-1)
         occ = np.asarray(gt.get("occluded", np.zeros(n)), dtype=np.float64).reshape(-1)
         trunc = np.asarray(gt.get("truncated", np.zeros(n)), dtype=np.float64).reshape(-1)
-        hard = (occ > MAX_OCCLUSION[diff]) | (trunc > MAX_TRUNCATION[diff]) | (h <= MIN_HEIGHT[diff])
+        hard = (
+            (occ > MAX_OCCLUSION[diff]) | (trunc > MAX_TRUNCATION[diff]) | (h <= MIN_HEIGHT[diff])
+        )
     ign_gt[valid & hard] = 1
     ign_gt[valid & ~hard] = 0
     m = len(dt["scores"])

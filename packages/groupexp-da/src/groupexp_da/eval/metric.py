@@ -18,8 +18,10 @@ from groupexp_da.eval.kitti_ap import kitti_ap
 def project_2d(boxes: np.ndarray, lidar2img: np.ndarray, img_hw: tuple[int, int]):
     """2D image boxes of LiDAR boxes (clipped like mmdet3d) and the in-image mask."""
     corners = lidar_box_corners(boxes)
-    hom = np.concatenate([corners, np.ones(corners.shape[:2] + (1,))], -1) @ np.asarray(
-        lidar2img, np.float64).T
+    hom = (
+        np.concatenate([corners, np.ones(corners.shape[:2] + (1,))], -1)
+        @ np.asarray(lidar2img, np.float64).T
+    )
     uv = hom[..., :2] / hom[..., 2:3]
     b = np.concatenate([uv.min(1), uv.max(1)], 1)
     h, w = img_hw
@@ -47,11 +49,17 @@ class CarAPMetric(BaseMetric):
 
     default_prefix = "car"
 
-    def __init__(self, ann_file: str, gt_format: str = "kitti", all_easy: bool = False,
-                 min_overlap: float = 0.7,
-                 pcd_limit_range: Sequence[float] | None = (0, -40, -3, 70.4, 40, 0.0),
-                 z_shift: float | None = None, collect_device: str = "cpu",
-                 prefix: str | None = None) -> None:
+    def __init__(
+        self,
+        ann_file: str,
+        gt_format: str = "kitti",
+        all_easy: bool = False,
+        min_overlap: float = 0.7,
+        pcd_limit_range: Sequence[float] | None = (0, -40, -3, 70.4, 40, 0.0),
+        z_shift: float | None = None,
+        collect_device: str = "cpu",
+        prefix: str | None = None,
+    ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if gt_format not in ("kitti", "nuscenes", "waymo", "lidar"):
             raise ValueError(f"unknown gt_format {gt_format!r}")
@@ -69,8 +77,9 @@ class CarAPMetric(BaseMetric):
         self.gts = {k: gt_frame(v, meta, gt_format) for k, v in self.infos.items()}
         self.frame_ids = {k: frame_id(v) for k, v in self.infos.items()}
 
-    def prediction_frame(self, sample_idx, boxes: np.ndarray, scores: np.ndarray,
-                         labels: np.ndarray, z_shift: float) -> dict:
+    def prediction_frame(
+        self, sample_idx, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, z_shift: float
+    ) -> dict:
         """Filter one frame's car predictions like mmdet3d and attach 2D heights."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 7).copy()
         boxes[:, 2] -= z_shift
@@ -84,8 +93,9 @@ class CarAPMetric(BaseMetric):
         info = self.infos.get(sample_idx, {})
         if self.gt_format == "kitti" and not self.all_easy and "CAM2" in info.get("images", {}):
             cam = info["images"]["CAM2"]
-            l2i = np.asarray(cam.get("lidar2img", np.asarray(cam["cam2img"]) @ np.asarray(
-                cam["lidar2cam"])))
+            l2i = np.asarray(
+                cam.get("lidar2img", np.asarray(cam["cam2img"]) @ np.asarray(cam["lidar2cam"]))
+            )
             b2d, ok = project_2d(boxes, l2i, (int(cam["height"]), int(cam["width"])))
             boxes, scores, height = boxes[ok], scores[ok], (b2d[:, 3] - b2d[:, 1])[ok]
         return {"boxes": boxes, "scores": scores, "height": height}
@@ -95,12 +105,17 @@ class CarAPMetric(BaseMetric):
             pred = ds["pred_instances_3d"]
             sid = ds["sample_idx"]
             if sid not in self.gts:
-                raise KeyError(f"sample_idx {sid} is beyond the {len(self.gts)} frames of "
-                               f"{self.ann_file}")
+                raise KeyError(
+                    f"sample_idx {sid} is beyond the {len(self.gts)} frames of {self.ann_file}"
+                )
             dz = self.z_shift if self.z_shift is not None else float(ds.get("z_shift", 0.0))
             frame = self.prediction_frame(
-                sid, pred["bboxes_3d"].tensor[:, :7].cpu().numpy(),
-                pred["scores_3d"].cpu().numpy(), pred["labels_3d"].cpu().numpy(), dz)
+                sid,
+                pred["bboxes_3d"].tensor[:, :7].cpu().numpy(),
+                pred["scores_3d"].cpu().numpy(),
+                pred["labels_3d"].cpu().numpy(),
+                dz,
+            )
             self.results.append((sid, frame))
 
     def compute_metrics(self, results: list) -> dict[str, float]:
@@ -109,5 +124,6 @@ class CarAPMetric(BaseMetric):
         gts = [self.gts[i] for i in ids]
         out = kitti_ap(gts, dts, "Car", self.min_overlap, self.all_easy)
         MMLogger.get_current_instance().info(
-            "Car AP: " + ", ".join(f"{k}={v:.2f}" for k, v in out.items() if "R40" in k))
+            "Car AP: " + ", ".join(f"{k}={v:.2f}" for k, v in out.items() if "R40" in k)
+        )
         return out

@@ -28,11 +28,18 @@ def _draw(ax, boxes: np.ndarray, color: str, label: str, ls: str = "-") -> None:
         ax.plot([ctr[0], front[0]], [ctr[1], front[1]], color=color, lw=1.0)
 
 
-def bev_plot(out: str | Path, points: np.ndarray, gt: np.ndarray | None = None,
-             pred: np.ndarray | None = None, pred_scores: np.ndarray | None = None,
-             pseudo: np.ndarray | None = None, pseudo_labels: np.ndarray | None = None,
-             xlim: tuple[float, float] | None = None, ylim: tuple[float, float] | None = None,
-             title: str = "") -> Path:
+def bev_plot(
+    out: str | Path,
+    points: np.ndarray,
+    gt: np.ndarray | None = None,
+    pred: np.ndarray | None = None,
+    pred_scores: np.ndarray | None = None,
+    pseudo: np.ndarray | None = None,
+    pseudo_labels: np.ndarray | None = None,
+    xlim: tuple[float, float] | None = None,
+    ylim: tuple[float, float] | None = None,
+    title: str = "",
+) -> Path:
     """Write a BEV PNG: grey points (coloured by height), GT green, predictions red,
     pseudo labels blue (positive) / orange dashed (ignored, label -1)."""
     fig, ax = plt.subplots(figsize=(8, 8), dpi=110)
@@ -68,10 +75,17 @@ def bev_plot(out: str | Path, points: np.ndarray, gt: np.ndarray | None = None,
 PTS_DIRS = ("", "points", "training/velodyne_reduced", "training/velodyne", "samples/LIDAR_TOP")
 
 
-def show_frame(info_file: str | Path, out: str | Path, index: int = 0,
-               data_root: str | Path | None = None, load_dim: int | None = None,
-               gt_format: str = "lidar", config: str = "pointpillars_synth_source_only_cpu",
-               checkpoint: str | None = None, pseudo: str | Path | None = None) -> Path:
+def show_frame(
+    info_file: str | Path,
+    out: str | Path,
+    index: int = 0,
+    data_root: str | Path | None = None,
+    load_dim: int | None = None,
+    gt_format: str = "lidar",
+    config: str = "pointpillars_synth_source_only_cpu",
+    checkpoint: str | None = None,
+    pseudo: str | Path | None = None,
+) -> Path:
     """BEV plot of one frame of ``info_file``: points, GT cars, optional predictions of
     ``checkpoint`` (built from ``config``) and pseudo labels from an ``adapt`` pkl."""
     info_file = Path(info_file)
@@ -94,8 +108,12 @@ def show_frame(info_file: str | Path, out: str | Path, index: int = 0,
 
         cfg = load_config(config)
         ds = dict(cfg.test_dataloader.dataset)
-        ds.update(data_root=str(root), ann_file=str(info_file.resolve()),
-                  indices=[index], data_prefix=dict(pts=str(pts_file.parent)))
+        ds.update(
+            data_root=str(root),
+            ann_file=str(info_file.resolve()),
+            indices=[index],
+            data_prefix=dict(pts=str(pts_file.parent)),
+        )
         p = predict_dataset(build_model(cfg, checkpoint), build_dataset(ds))[0]
         pred, scores = p["boxes"], p["scores"]
     pseudo_boxes = plab = None
@@ -104,5 +122,13 @@ def show_frame(info_file: str | Path, out: str | Path, index: int = 0,
         inst = pinfos.get(frame_id(info), {}).get("instances", [])
         pseudo_boxes = np.array([i["bbox_3d"] for i in inst]).reshape(-1, 7)
         plab = np.array([i["bbox_label_3d"] for i in inst])
-    return bev_plot(out, pts, gt_boxes, pred, scores, pseudo_boxes, plab,
-                    title=f"{info_file.name} frame {frame_id(info)}")
+    return bev_plot(
+        out,
+        pts,
+        gt_boxes,
+        pred,
+        scores,
+        pseudo_boxes,
+        plab,
+        title=f"{info_file.name} frame {frame_id(info)}",
+    )

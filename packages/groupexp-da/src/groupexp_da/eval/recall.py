@@ -55,13 +55,20 @@ def recall_table(gt: list[dict], found: list[np.ndarray]) -> dict:
 
     n, r = grid(np.ones(len(hit), bool))
     big = n >= 30
-    flat = {"worst_bin_recall": float(np.nanmin(r[big])) if big.any() else None,
-            "cv": float(np.nanstd(r[big]) / np.nanmean(r[big])) if big.sum() > 1 else None}
-    out = {"points_bins": ["5-14", "15-49", "50-149", ">=150"],
-           "volume_edges_m3": [round(float(e), 3) for e in edges],
-           "gt": int(len(hit)), "recall": float(hit.mean()) if len(hit) else None,
-           "count": n.tolist(), "recall_grid": np.round(r, 4).tolist(), **flat,
-           "by_distance": {}}
+    flat = {
+        "worst_bin_recall": float(np.nanmin(r[big])) if big.any() else None,
+        "cv": float(np.nanstd(r[big]) / np.nanmean(r[big])) if big.sum() > 1 else None,
+    }
+    out = {
+        "points_bins": ["5-14", "15-49", "50-149", ">=150"],
+        "volume_edges_m3": [round(float(e), 3) for e in edges],
+        "gt": int(len(hit)),
+        "recall": float(hit.mean()) if len(hit) else None,
+        "count": n.tolist(),
+        "recall_grid": np.round(r, 4).tolist(),
+        **flat,
+        "by_distance": {},
+    }
     for k, name in enumerate(("<15m", "15-25m", ">25m")):
         nd, rd = grid(db == k)
         out["by_distance"][name] = {"count": nd.tolist(), "recall_grid": np.round(rd, 4).tolist()}
@@ -86,8 +93,15 @@ def heatmap_png(path: str | Path, tables: dict[str, dict]) -> Path:
             ax.imshow(r, vmin=0, vmax=1, cmap="viridis", origin="lower", aspect="auto")
             for (i, j), v in np.ndenumerate(r):
                 c = p["count"][i][j]
-                ax.text(j, i, "-" if np.isnan(v) else f"{v:.2f}\n({c})", ha="center",
-                        va="center", fontsize=7, color="w" if not np.isnan(v) and v < 0.6 else "k")
+                ax.text(
+                    j,
+                    i,
+                    "-" if np.isnan(v) else f"{v:.2f}\n({c})",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="w" if not np.isnan(v) and v < 0.6 else "k",
+                )
             ax.set_xticks(range(3), ["small", "mid", "large"])
             ax.set_yticks(range(4), t["points_bins"])
             ax.set_title(f"{name}: {title}", fontsize=9)
@@ -103,5 +117,7 @@ def heatmap_png(path: str | Path, tables: dict[str, dict]) -> Path:
 
 def write_recall(out_dir: str | Path, tables: dict[str, dict]) -> dict[str, Path]:
     out_dir = Path(out_dir)
-    return {"json": write_json(out_dir / "recall.json", tables),
-            "png": heatmap_png(out_dir / "recall_heatmap.png", tables)}
+    return {
+        "json": write_json(out_dir / "recall.json", tables),
+        "png": heatmap_png(out_dir / "recall_heatmap.png", tables),
+    }

@@ -15,16 +15,29 @@ def _gt_frames(infos: list[dict], info_file: Path) -> list[dict]:
     for k, info in enumerate(infos):
         inst = [i for i in info.get("instances", []) if i.get("bbox_label_3d", 0) == 0]
         if inst and "num_lidar_pts" not in inst[0]:
-            raise GroupExpError(f"{info_file}: frame {k} instances lack 'num_lidar_pts' "
-                                "(needed for the point-count bins)")
-        frames.append({"boxes": np.array([i["bbox_3d"] for i in inst], float).reshape(-1, 7),
-                       "num_points": np.array([i.get("num_lidar_pts", 0) for i in inst])})
+            raise GroupExpError(
+                f"{info_file}: frame {k} instances lack 'num_lidar_pts' "
+                "(needed for the point-count bins)"
+            )
+        frames.append(
+            {
+                "boxes": np.array([i["bbox_3d"] for i in inst], float).reshape(-1, 7),
+                "num_points": np.array([i.get("num_lidar_pts", 0) for i in inst]),
+            }
+        )
     return frames
 
 
-def run_recall(info: str | Path, out: str | Path, checkpoint: str | None = None,
-               config: str = "pointpillars_synth_source_only_cpu", pseudo: str | None = None,
-               score_thr: float = 0.3, iou_thr: float = 0.7, device: str = "cpu") -> dict:
+def run_recall(
+    info: str | Path,
+    out: str | Path,
+    checkpoint: str | None = None,
+    config: str = "pointpillars_synth_source_only_cpu",
+    pseudo: str | None = None,
+    score_thr: float = 0.3,
+    iou_thr: float = 0.7,
+    device: str = "cpu",
+) -> dict:
     """Recall tables (JSON) and heatmap (PNG) under ``out`` for LiDAR-frame info files (the
     synthetic benchmark); detections need ``checkpoint``, pseudo labels a pkl from ``adapt``."""
     info = Path(info)

@@ -13,12 +13,20 @@ def points_in_boxes_mask(points: Tensor, boxes: Tensor) -> Tensor:
     c, s = torch.cos(boxes[:, 6:7]), torch.sin(boxes[:, 6:7])
     lx = c * d[..., 0] + s * d[..., 1]
     ly = -s * d[..., 0] + c * d[..., 1]
-    return ((lx.abs() <= 0.5 * boxes[:, 3:4]) & (ly.abs() <= 0.5 * boxes[:, 4:5])
-            & (d[..., 2] >= 0) & (d[..., 2] <= boxes[:, 5:6]))
+    return (
+        (lx.abs() <= 0.5 * boxes[:, 3:4])
+        & (ly.abs() <= 0.5 * boxes[:, 4:5])
+        & (d[..., 2] >= 0)
+        & (d[..., 2] <= boxes[:, 5:6])
+    )
 
 
-def gather_object_points(points: list[Tensor], boxes: list[Tensor], max_points: int = 50,
-                         generator: torch.Generator | None = None):
+def gather_object_points(
+    points: list[Tensor],
+    boxes: list[Tensor],
+    max_points: int = 50,
+    generator: torch.Generator | None = None,
+):
     """Points of every box, centred on its gravity centre (no rotation, as the authors' code).
 
     Returns ``pts`` (M, P, 3), ``mask`` (M, P), ``sample_idx`` (M,), ``box_idx`` (M,) for the M
@@ -58,12 +66,17 @@ def gather_object_points(points: list[Tensor], boxes: list[Tensor], max_points: 
     mask = torch.zeros(m, width, dtype=torch.bool, device=dev)
     row = 0
     for o, v in zip(objs, masks):
-        pts[row:row + len(o), :o.shape[1]] = o
-        mask[row:row + len(o), :o.shape[1]] = v
+        pts[row : row + len(o), : o.shape[1]] = o
+        mask[row : row + len(o), : o.shape[1]] = v
         row += len(o)
     empty = torch.zeros(0, dtype=torch.long, device=dev)
-    return (pts, mask, torch.cat(sidx) if sidx else empty, torch.cat(bidx) if bidx else empty,
-            num_points)
+    return (
+        pts,
+        mask,
+        torch.cat(sidx) if sidx else empty,
+        torch.cat(bidx) if bidx else empty,
+        num_points,
+    )
 
 
 @MODELS.register_module()
@@ -75,8 +88,14 @@ class ObjectDescriptor(nn.Module):
     single object (BatchNorm cannot normalise one sample).
     """
 
-    def __init__(self, in_channels: int = 3, point_channels: tuple[int, ...] = (64, 128, 256, 512),
-                 out_channels: int = 512, hidden: int = 512, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        point_channels: tuple[int, ...] = (64, 128, 256, 512),
+        out_channels: int = 512,
+        hidden: int = 512,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         layers, c = [], in_channels
         for o in point_channels:
@@ -85,8 +104,12 @@ class ObjectDescriptor(nn.Module):
         self.point_mlp = nn.Sequential(*layers)
         head = []
         for _ in range(2):
-            head += [nn.Linear(c, hidden), nn.LayerNorm(hidden), nn.ReLU(inplace=True),
-                     nn.Dropout(dropout)]
+            head += [
+                nn.Linear(c, hidden),
+                nn.LayerNorm(hidden),
+                nn.ReLU(inplace=True),
+                nn.Dropout(dropout),
+            ]
             c = hidden
         head.append(nn.Linear(c, out_channels))
         self.head = nn.Sequential(*head)
@@ -111,5 +134,6 @@ class ObjectDescriptor(nn.Module):
         else:
             f = self.point_mlp(flat)
         pooled = f.new_zeros(m, f.shape[1]).scatter_reduce(
-            0, obj[:, None].expand_as(f), f, reduce="amax", include_self=False)
+            0, obj[:, None].expand_as(f), f, reduce="amax", include_self=False
+        )
         return self.head(pooled)

@@ -17,11 +17,22 @@ from groupexp_da.models.group_losses import (
 )
 from groupexp_da.models.grouping import GaussianGroups
 
-GROUP_DEFAULTS = dict(enabled=True, n_groups=3, alpha=0.8, var_floor=1e-3, assign="gmm",
-                      keep_nonempty=True,
-                      lambda_rep=0.5, lambda_att=0.5, lambda_det=1.0, loss_form="paper",
-                      update_domains="auto", default_domain="source", max_points=50,
-                      other_groups="negative")
+GROUP_DEFAULTS = dict(
+    enabled=True,
+    n_groups=3,
+    alpha=0.8,
+    var_floor=1e-3,
+    assign="gmm",
+    keep_nonempty=True,
+    lambda_rep=0.5,
+    lambda_att=0.5,
+    lambda_det=1.0,
+    loss_form="paper",
+    update_domains="auto",
+    default_domain="source",
+    max_points=50,
+    other_groups="negative",
+)
 
 
 @MODELS.register_module()
@@ -34,22 +45,32 @@ class GroupExpVoxelNet(VoxelNet):
     ``predict`` returns the union of baseline and group detections (pseudo labelling).
     """
 
-    def __init__(self, *args, obj_descriptor: dict | None = None, group_cfg: dict | None = None,
-                 **kwargs) -> None:
+    def __init__(
+        self, *args, obj_descriptor: dict | None = None, group_cfg: dict | None = None, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.group_cfg = dict(GROUP_DEFAULTS, **(group_cfg or {}))
         g = self.group_cfg
         head_n = getattr(self.bbox_head, "n_groups", None)
         if head_n != g["n_groups"]:
-            raise GroupExpError(f"model.group_cfg.n_groups={g['n_groups']} but "
-                                f"model.bbox_head.n_groups={head_n} (bbox_head must be a "
-                                "GroupExpAnchor3DHead with the same n_groups)")
+            raise GroupExpError(
+                f"model.group_cfg.n_groups={g['n_groups']} but "
+                f"model.bbox_head.n_groups={head_n} (bbox_head must be a "
+                "GroupExpAnchor3DHead with the same n_groups)"
+            )
         if g["loss_form"] not in ("paper", "code"):
-            raise GroupExpError(f"model.group_cfg.loss_form must be 'paper' or 'code', "
-                                f"got {g['loss_form']!r}")
+            raise GroupExpError(
+                f"model.group_cfg.loss_form must be 'paper' or 'code', got {g['loss_form']!r}"
+            )
         self.obj_descriptor = MODELS.build(dict(type="ObjectDescriptor", **(obj_descriptor or {})))
-        self.groups = GaussianGroups(g["n_groups"], self.obj_descriptor.out_channels, g["alpha"],
-                                     g["var_floor"], g["assign"], g["keep_nonempty"])
+        self.groups = GaussianGroups(
+            g["n_groups"],
+            self.obj_descriptor.out_channels,
+            g["alpha"],
+            g["var_floor"],
+            g["assign"],
+            g["keep_nonempty"],
+        )
         self.collect_groups = False
         self.group_log: list[torch.Tensor] = []  # per step (M, 6), read by GroupStatsHook
 
@@ -62,18 +83,25 @@ class GroupExpVoxelNet(VoxelNet):
             b = gt.bboxes_3d  # mmdet3d's target code may have replaced the boxes by their tensor
             boxes.append((b.tensor if hasattr(b, "tensor") else b)[:, :7])
             labels.append(gt.labels_3d)
-        pts, mask, sidx, bidx, npts = gather_object_points(points, boxes,
-                                                           self.group_cfg["max_points"],
-                                                           generator)
+        pts, mask, sidx, bidx, npts = gather_object_points(
+            points, boxes, self.group_cfg["max_points"], generator
+        )
         offsets = torch.cumsum(torch.tensor([0] + [len(b) for b in boxes[:-1]]), 0).tolist()
-        flat = torch.tensor([offsets[s] + b for s, b in zip(sidx.tolist(), bidx.tolist())],
-                            dtype=torch.long)
+        flat = torch.tensor(
+            [offsets[s] + b for s, b in zip(sidx.tolist(), bidx.tolist())], dtype=torch.long
+        )
         lab = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)
         pos = (lab[flat.to(lab.device)] == 0) if len(flat) else torch.zeros(0, dtype=torch.bool)
         pos = pos.to(mask.device)
         feats = self.obj_descriptor(pts[pos], mask[pos])
-        return {"feats": feats, "sample_idx": sidx[pos], "box_idx": bidx[pos],
-                "num_points": npts, "flat_idx": flat.to(mask.device)[pos], "boxes": boxes}
+        return {
+            "feats": feats,
+            "sample_idx": sidx[pos],
+            "box_idx": bidx[pos],
+            "num_points": npts,
+            "flat_idx": flat.to(mask.device)[pos],
+            "boxes": boxes,
+        }
 
     def _domains(self, data_samples: list) -> list[str]:
         d = self.group_cfg["default_domain"]
@@ -102,8 +130,9 @@ class GroupExpVoxelNet(VoxelNet):
                 keep = own | ignore
                 inst = InstanceData()
                 inst.bboxes_3d = gt.bboxes_3d[keep]
-                inst.labels_3d = torch.where(own[keep], torch.zeros_like(lab[keep]),
-                                             torch.full_like(lab[keep], -1))
+                inst.labels_3d = torch.where(
+                    own[keep], torch.zeros_like(lab[keep]), torch.full_like(lab[keep], -1)
+                )
                 per_sample.append(inst)
             out.append(per_sample)
         return out
@@ -122,21 +151,26 @@ class GroupExpVoxelNet(VoxelNet):
         update = g["update_domains"]
         if update == "auto":  # explorative update: target cars when the batch has any
             update = ("target",) if "target" in domains else ("source",)
-        upd = torch.tensor([domains[s] in update for s in obj["sample_idx"].tolist()],
-                           dtype=torch.bool, device=feats.device)
+        upd = torch.tensor(
+            [domains[s] in update for s in obj["sample_idx"].tolist()],
+            dtype=torch.bool,
+            device=feats.device,
+        )
         stats = self.groups.batch_stats(feats[upd], groups[upd])
         mu = self.groups.blend(stats)
         if g["loss_form"] == "paper":
             losses["loss_att"] = g["lambda_att"] * attraction_loss(feats, groups, mu)
             losses["loss_rep"] = g["lambda_rep"] * repulsion_loss(mu)
         else:
-            losses["loss_att"] = g["lambda_att"] * attraction_loss_code(feats, groups,
-                                                                        g["n_groups"])
+            losses["loss_att"] = g["lambda_att"] * attraction_loss_code(
+                feats, groups, g["n_groups"]
+            )
             losses["loss_rep"] = g["lambda_rep"] * repulsion_loss_code(mu)
         metas = [ds.metainfo for ds in batch_data_samples]
         targets = self.branch_targets(batch_data_samples, obj, groups)
-        losses.update(self.bbox_head.loss_groups(x, mu, targets, metas,
-                                                 g["lambda_det"] / g["n_groups"]))
+        losses.update(
+            self.bbox_head.loss_groups(x, mu, targets, metas, g["lambda_det"] / g["n_groups"])
+        )
         self.groups.commit(stats)
         counts = torch.bincount(groups, minlength=g["n_groups"])
         for i in range(g["n_groups"]):
@@ -151,9 +185,16 @@ class GroupExpVoxelNet(VoxelNet):
         boxes = torch.cat(obj["boxes"])[obj["flat_idx"].to(obj["boxes"][0].device)]
         npts = obj["num_points"][obj["flat_idx"]]
         dom = torch.tensor([domains[s] == "target" for s in obj["sample_idx"].tolist()])
-        row = torch.stack([groups.float().cpu(), npts.float().cpu(),
-                           boxes[:, 3:6].prod(1).detach().cpu(),
-                           boxes[:, :2].norm(dim=1).detach().cpu(), dom.float()], 1)
+        row = torch.stack(
+            [
+                groups.float().cpu(),
+                npts.float().cpu(),
+                boxes[:, 3:6].prod(1).detach().cpu(),
+                boxes[:, :2].norm(dim=1).detach().cpu(),
+                dom.float(),
+            ],
+            1,
+        )
         self.group_log.append(row)
 
     # -- inference ---------------------------------------------------------------------------

@@ -18,8 +18,15 @@ class _CrossAttnLayer(nn.Module):
     a 1×1 conv (the authors' layer, with a grid-size-free norm).
     """
 
-    def __init__(self, query_dim: int, channels: int, d_attn: int, dropout: float,
-                 norm: str, grid: tuple[int, int] | None) -> None:
+    def __init__(
+        self,
+        query_dim: int,
+        channels: int,
+        d_attn: int,
+        dropout: float,
+        norm: str,
+        grid: tuple[int, int] | None,
+    ) -> None:
         super().__init__()
         self.q = nn.Linear(query_dim, d_attn)
         self.k = nn.Linear(channels, d_attn)
@@ -84,10 +91,12 @@ class _CrossAttnLayer(nn.Module):
         w = self.proj.weight[:, :, 0, 0]  # (Cout, C)
         w_g = w * self.norm.weight[None]
         shared = nn.functional.conv2d(feat, w_g[..., None, None])  # (B, Cout, H, W)
-        const = ((ctx - mean[..., None]) @ w_g.T) * inv_s[..., None] \
-            + w @ self.norm.bias + self.proj.bias  # (G, B, Cout)
-        return torch.relu(shared[None] * inv_s[..., None, None, None]
-                          + const[..., None, None])
+        const = (
+            ((ctx - mean[..., None]) @ w_g.T) * inv_s[..., None]
+            + w @ self.norm.bias
+            + self.proj.bias
+        )  # (G, B, Cout)
+        return torch.relu(shared[None] * inv_s[..., None, None, None] + const[..., None, None])
 
     def forward_each(self, mu: Tensor, feat: Tensor) -> Tensor:
         """Query g on its own map: (G, Dq), (G, B, C, H, W) → (G, B, C, H, W), batched."""
@@ -103,14 +112,22 @@ class _CrossAttnLayer(nn.Module):
 class GroupRegionCrossAttention(nn.Module):
     """``num_layers`` cross-attention layers; the query is refreshed by ReLU(W_u mu) between."""
 
-    def __init__(self, query_dim: int = 512, channels: int = 192, d_attn: int = 512,
-                 num_layers: int = 2, dropout: float = 0.1, norm: str = "group",
-                 grid: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        query_dim: int = 512,
+        channels: int = 192,
+        d_attn: int = 512,
+        num_layers: int = 2,
+        dropout: float = 0.1,
+        norm: str = "group",
+        grid: tuple[int, int] | None = None,
+    ) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(_CrossAttnLayer(query_dim, channels, d_attn, dropout, norm,
-                                                    grid) for _ in range(num_layers))
-        self.update = nn.ModuleList(nn.Linear(query_dim, query_dim)
-                                    for _ in range(num_layers - 1))
+        self.layers = nn.ModuleList(
+            _CrossAttnLayer(query_dim, channels, d_attn, dropout, norm, grid)
+            for _ in range(num_layers)
+        )
+        self.update = nn.ModuleList(nn.Linear(query_dim, query_dim) for _ in range(num_layers - 1))
 
     def forward_groups(self, mu: Tensor, feat: Tensor) -> Tensor:
         """(G, Dq) prototypes, (B, C, H, W) features → (G, B, C, H, W): ``forward`` for every

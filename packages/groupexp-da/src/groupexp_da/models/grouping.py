@@ -19,8 +19,15 @@ class GaussianGroups(nn.Module):
     moves the buffer there (:meth:`commit`, EMA with ``alpha`` on the old value).
     """
 
-    def __init__(self, n_groups: int, dim: int, alpha: float = 0.8, var_floor: float = 1e-3,
-                 assign: str = "gmm", keep_nonempty: bool = True) -> None:
+    def __init__(
+        self,
+        n_groups: int,
+        dim: int,
+        alpha: float = 0.8,
+        var_floor: float = 1e-3,
+        assign: str = "gmm",
+        keep_nonempty: bool = True,
+    ) -> None:
         super().__init__()
         if assign not in ("gmm", "nearest"):
             raise GroupExpError(f"group_cfg.assign must be 'gmm' or 'nearest', got {assign!r}")
@@ -37,9 +44,11 @@ class GaussianGroups(nn.Module):
 
     def require_initialized(self, what: str = "groups") -> None:
         if not bool(self.initialized):
-            raise GroupExpError(f"{what} used before initialisation: add "
-                                "custom_hooks=[dict(type='GroupInitHook')] to the config or load "
-                                "a checkpoint trained with groups")
+            raise GroupExpError(
+                f"{what} used before initialisation: add "
+                "custom_hooks=[dict(type='GroupInitHook')] to the config or load "
+                "a checkpoint trained with groups"
+            )
 
     @torch.no_grad()
     def fit_init(self, feats: Tensor, seed: int = 42) -> Tensor:
@@ -48,8 +57,10 @@ class GaussianGroups(nn.Module):
 
         n = len(feats)
         if n < self.n_groups:
-            raise GroupExpError(f"model.group_cfg.n_groups={self.n_groups} is larger than the "
-                                f"{n} labelled objects available to initialise the groups")
+            raise GroupExpError(
+                f"model.group_cfg.n_groups={self.n_groups} is larger than the "
+                f"{n} labelled objects available to initialise the groups"
+            )
         x = feats.detach().double().cpu()
         km = KMeans(n_clusters=self.n_groups, n_init=10, max_iter=300, random_state=seed)
         labels = torch.as_tensor(km.fit_predict(x.numpy()), dtype=torch.long)
@@ -67,8 +78,9 @@ class GaussianGroups(nn.Module):
         var = self.var.to(x)
         d2 = ((x[:, None, :] - self.mu.to(x)[None]) ** 2 / var[None]).sum(-1)
         log_det = torch.log(var).sum(-1)
-        return (torch.log(self.weight.to(x).clamp_min(1e-12))[None]
-                - 0.5 * (self.dim * math.log(2 * math.pi) + log_det[None] + d2))
+        return torch.log(self.weight.to(x).clamp_min(1e-12))[None] - 0.5 * (
+            self.dim * math.log(2 * math.pi) + log_det[None] + d2
+        )
 
     def posterior(self, x: Tensor) -> Tensor:
         """Eq. 1: P(group i | x), rows sum to 1."""
@@ -105,8 +117,7 @@ class GaussianGroups(nn.Module):
     def batch_stats(self, x: Tensor, groups: Tensor) -> dict:
         """Per-group count, sum and sum of squares (sum keeps the gradient to ``x``)."""
         onehot = nn.functional.one_hot(groups, self.n_groups).to(x)  # (N, G)
-        return {"count": onehot.sum(0), "sum": onehot.T @ x,
-                "sqsum": onehot.T @ (x.detach() ** 2)}
+        return {"count": onehot.sum(0), "sum": onehot.T @ x, "sqsum": onehot.T @ (x.detach() ** 2)}
 
     def blend(self, stats: dict) -> Tensor:
         """Differentiable prototypes: alpha * mu_buf + (1 - alpha) * batch mean (empty: mu_buf)."""
@@ -122,15 +133,16 @@ class GaussianGroups(nn.Module):
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             packed = torch.cat([n[:, None], s, sq], 1).contiguous()
             dist.all_reduce(packed)
-            n, s, sq = packed[:, 0], packed[:, 1:1 + self.dim], packed[:, 1 + self.dim:]
+            n, s, sq = packed[:, 0], packed[:, 1 : 1 + self.dim], packed[:, 1 + self.dim :]
         a = self.alpha
         has = n > 0
         mean = s / n.clamp_min(1)[:, None]
         var_hat = (sq / n.clamp_min(1)[:, None] - mean**2).clamp_min(0)  # biased (Eq. 3)
         self.mu.copy_(torch.where(has[:, None], a * self.mu + (1 - a) * mean, self.mu))
         upd_var = (n > 1)[:, None]  # one sample has no spread: keep the old variance
-        self.var.copy_(self._floor(torch.where(upd_var, a * self.var + (1 - a) * var_hat,
-                                               self.var)))
+        self.var.copy_(
+            self._floor(torch.where(upd_var, a * self.var + (1 - a) * var_hat, self.var))
+        )
         total = n.sum()
         if total > 0:
             self.weight.copy_(a * self.weight + (1 - a) * n / total)

@@ -14,8 +14,11 @@ def _neg_thr(assigner) -> float:
 
 
 def _iou_calc(assigner):
-    return assigner[0].iou_calculator if isinstance(assigner, list | tuple) else \
-        assigner.iou_calculator
+    return (
+        assigner[0].iou_calculator
+        if isinstance(assigner, list | tuple)
+        else assigner.iou_calculator
+    )
 
 
 @MODELS.register_module()
@@ -29,23 +32,45 @@ class IgnoreAwareAnchor3DHead(Anchor3DHead):
     ordinary negatives, like in ST3D.
     """
 
-    def anchor_target_3d_single(self, anchors, gt_instance_3d, gt_instance_ignore, input_meta,
-                                label_channels=1, num_classes=1, sampling=True):
+    def anchor_target_3d_single(
+        self,
+        anchors,
+        gt_instance_3d,
+        gt_instance_ignore,
+        input_meta,
+        label_channels=1,
+        num_classes=1,
+        sampling=True,
+    ):
         labels = gt_instance_3d.labels_3d
         ign = labels < 0
         if not bool(ign.any()):
             return super().anchor_target_3d_single(
-                anchors, gt_instance_3d, gt_instance_ignore, input_meta,
-                label_channels=label_channels, num_classes=num_classes, sampling=sampling)
+                anchors,
+                gt_instance_3d,
+                gt_instance_ignore,
+                input_meta,
+                label_channels=label_channels,
+                num_classes=num_classes,
+                sampling=sampling,
+            )
         boxes = gt_instance_3d.bboxes_3d
         keep = InstanceData()
         keep.bboxes_3d = boxes[~ign]
         keep.labels_3d = labels[~ign]
         ign_boxes = boxes[ign]
         ign_t = ign_boxes.tensor if hasattr(ign_boxes, "tensor") else ign_boxes
-        out = list(super().anchor_target_3d_single(
-            anchors, keep, gt_instance_ignore, input_meta,
-            label_channels=label_channels, num_classes=num_classes, sampling=sampling))
+        out = list(
+            super().anchor_target_3d_single(
+                anchors,
+                keep,
+                gt_instance_ignore,
+                input_meta,
+                label_channels=label_channels,
+                num_classes=num_classes,
+                sampling=sampling,
+            )
+        )
         label_weights, pos_inds = out[1], out[6]
         flat = anchors.reshape(-1, anchors.size(-1))
         ious = _iou_calc(self.bbox_assigner)(ign_t.to(flat.device), flat)  # (n_ign, n_anchor)
@@ -59,4 +84,3 @@ class IgnoreAwareAnchor3DHead(Anchor3DHead):
         if neg.numel() > 0:
             out[7] = neg[~mask[neg]]
         return tuple(out)
-

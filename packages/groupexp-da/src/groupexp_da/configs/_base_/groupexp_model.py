@@ -5,15 +5,32 @@
 # that dict key by key into the base detector.
 n_groups = 3
 groupexp_model = dict(
-    type='GroupExpVoxelNet',
+    type="GroupExpVoxelNet",
     obj_descriptor=dict(in_channels=3, out_channels=512),
-    group_cfg=dict(n_groups=n_groups, alpha=0.8, assign='gmm', lambda_rep=0.5, lambda_att=0.5,
-                   lambda_det=1.0, loss_form='paper', update_domains='auto',
-                   max_points=50),
-    bbox_head=dict(type='GroupExpAnchor3DHead', n_groups=n_groups, query_dim=512,
-                   group_attn=dict(d_attn=512, num_layers=2, dropout=0.1, norm='group')))
-groupexp_hooks = [dict(type='GroupInitHook', max_objects=20000), dict(type='GroupStatsHook')]
+    group_cfg=dict(
+        n_groups=n_groups,
+        alpha=0.8,
+        assign="gmm",
+        lambda_rep=0.5,
+        lambda_att=0.5,
+        lambda_det=1.0,
+        loss_form="paper",
+        update_domains="auto",
+        max_points=50,
+    ),
+    bbox_head=dict(
+        type="GroupExpAnchor3DHead",
+        n_groups=n_groups,
+        query_dim=512,
+        group_attn=dict(d_attn=512, num_layers=2, dropout=0.1, norm="group"),
+    ),
+)
+groupexp_hooks = [dict(type="GroupInitHook", max_objects=20000), dict(type="GroupStatsHook")]
 # GroupEXP labels: union of baseline + group branches, groups positive at 0.3, 'swap' budget;
 # each round trains on source + target batches (b_s = b_t).
-groupexp_st3d = dict(group_labels=True, group_score_thresh=0.3, replace='swap',
-                     source_mix=dict(source_batch=2, target_batch=2))
+groupexp_st3d = dict(
+    group_labels=True,
+    group_score_thresh=0.3,
+    replace="swap",
+    source_mix=dict(source_batch=2, target_batch=2),
+)

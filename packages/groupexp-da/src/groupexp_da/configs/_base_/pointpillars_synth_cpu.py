@@ -1,123 +1,209 @@
 # PointPillars (small, CPU-friendly) on the synthetic LiDAR domain-shift benchmark.
 # Points are xyz only and z-shifted per domain (info `z_shift`) so the road is near z = 0.
-custom_imports = dict(imports=['groupexp_da.register'], allow_failed_imports=False)
-default_scope = 'mmdet3d'
+custom_imports = dict(imports=["groupexp_da.register"], allow_failed_imports=False)
+default_scope = "mmdet3d"
 
-source_root = 'data/synth/source/'
-target_root = 'data/synth/target/'
+source_root = "data/synth/source/"
+target_root = "data/synth/target/"
 point_cloud_range = [0, -19.2, -2.0, 38.4, 19.2, 4.0]
 voxel_size = [0.24, 0.24, 6.0]
-meta_keys = ('sample_idx', 'lidar_path', 'num_pts_feats', 'box_mode_3d', 'box_type_3d',
-             'z_shift', 'pcd_horizontal_flip', 'pcd_vertical_flip', 'pcd_trans',
-             'pcd_scale_factor', 'pcd_rotation', 'pcd_rotation_angle',
-             'transformation_3d_flow', 'domain')
+meta_keys = (
+    "sample_idx",
+    "lidar_path",
+    "num_pts_feats",
+    "box_mode_3d",
+    "box_type_3d",
+    "z_shift",
+    "pcd_horizontal_flip",
+    "pcd_vertical_flip",
+    "pcd_trans",
+    "pcd_scale_factor",
+    "pcd_rotation",
+    "pcd_rotation_angle",
+    "transformation_3d_flow",
+    "domain",
+)
 
 model = dict(
-    type='VoxelNet',
+    type="VoxelNet",
     data_preprocessor=dict(
-        type='Det3DDataPreprocessor',
+        type="Det3DDataPreprocessor",
         voxel=True,
-        voxel_layer=dict(max_num_points=32, point_cloud_range=point_cloud_range,
-                         voxel_size=voxel_size, max_voxels=(12000, 20000))),
-    voxel_encoder=dict(type='PillarFeatureNet', in_channels=3, feat_channels=[32],
-                       with_distance=False, voxel_size=voxel_size,
-                       point_cloud_range=point_cloud_range),
-    middle_encoder=dict(type='PointPillarsScatter', in_channels=32, output_shape=[160, 160]),
-    backbone=dict(type='SECOND', in_channels=32, layer_nums=[2, 3, 3], layer_strides=[2, 2, 2],
-                  out_channels=[32, 64, 128]),
-    neck=dict(type='SECONDFPN', in_channels=[32, 64, 128], upsample_strides=[1, 2, 4],
-              out_channels=[64, 64, 64]),
+        voxel_layer=dict(
+            max_num_points=32,
+            point_cloud_range=point_cloud_range,
+            voxel_size=voxel_size,
+            max_voxels=(12000, 20000),
+        ),
+    ),
+    voxel_encoder=dict(
+        type="PillarFeatureNet",
+        in_channels=3,
+        feat_channels=[32],
+        with_distance=False,
+        voxel_size=voxel_size,
+        point_cloud_range=point_cloud_range,
+    ),
+    middle_encoder=dict(type="PointPillarsScatter", in_channels=32, output_shape=[160, 160]),
+    backbone=dict(
+        type="SECOND",
+        in_channels=32,
+        layer_nums=[2, 3, 3],
+        layer_strides=[2, 2, 2],
+        out_channels=[32, 64, 128],
+    ),
+    neck=dict(
+        type="SECONDFPN",
+        in_channels=[32, 64, 128],
+        upsample_strides=[1, 2, 4],
+        out_channels=[64, 64, 64],
+    ),
     bbox_head=dict(
-        type='IgnoreAwareAnchor3DHead',
+        type="IgnoreAwareAnchor3DHead",
         num_classes=1,
         in_channels=192,
         feat_channels=192,
         use_direction_classifier=True,
         assign_per_class=False,
         anchor_generator=dict(
-            type='AlignedAnchor3DRangeGenerator',
+            type="AlignedAnchor3DRangeGenerator",
             ranges=[[0, -19.2, -0.1, 38.4, 19.2, -0.1]],
             sizes=[[3.9, 1.6, 1.56]],
             rotations=[0, 1.57],
-            reshape_out=True),
+            reshape_out=True,
+        ),
         diff_rad_by_sin=True,
-        bbox_coder=dict(type='DeltaXYZWLHRBBoxCoder'),
-        loss_cls=dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
-                      loss_weight=1.0),
-        loss_bbox=dict(type='mmdet.SmoothL1Loss', beta=1.0 / 9.0, loss_weight=2.0),
-        loss_dir=dict(type='mmdet.CrossEntropyLoss', use_sigmoid=False, loss_weight=0.2)),
+        bbox_coder=dict(type="DeltaXYZWLHRBBoxCoder"),
+        loss_cls=dict(
+            type="mmdet.FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0
+        ),
+        loss_bbox=dict(type="mmdet.SmoothL1Loss", beta=1.0 / 9.0, loss_weight=2.0),
+        loss_dir=dict(type="mmdet.CrossEntropyLoss", use_sigmoid=False, loss_weight=0.2),
+    ),
     train_cfg=dict(
-        assigner=dict(type='Max3DIoUAssigner',
-                      iou_calculator=dict(type='mmdet3d.BboxOverlapsNearest3D'),
-                      pos_iou_thr=0.6, neg_iou_thr=0.45, min_pos_iou=0.45, ignore_iof_thr=-1),
-        allowed_border=0, pos_weight=-1, debug=False),
-    test_cfg=dict(use_rotate_nms=True, nms_across_levels=False, nms_thr=0.01, score_thr=0.1,
-                  min_bbox_size=0, nms_pre=100, max_num=50))
+        assigner=dict(
+            type="Max3DIoUAssigner",
+            iou_calculator=dict(type="mmdet3d.BboxOverlapsNearest3D"),
+            pos_iou_thr=0.6,
+            neg_iou_thr=0.45,
+            min_pos_iou=0.45,
+            ignore_iof_thr=-1,
+        ),
+        allowed_border=0,
+        pos_weight=-1,
+        debug=False,
+    ),
+    test_cfg=dict(
+        use_rotate_nms=True,
+        nms_across_levels=False,
+        nms_thr=0.01,
+        score_thr=0.1,
+        min_bbox_size=0,
+        nms_pre=100,
+        max_num=50,
+    ),
+)
 
 train_pipeline = [
-    dict(type='LoadPointsXYZ'),
-    dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True),
-    dict(type='ShiftZ'),
-    dict(type='UnifyCarClass', keep_ignore=True),
-    dict(type='RandomFlip3D', flip_ratio_bev_horizontal=0.5),
-    dict(type='GlobalRotScaleTrans', rot_range=[-0.3927, 0.3927],
-         scale_ratio_range=[0.95, 1.05]),
-    dict(type='UnifyPointRange', point_cloud_range=point_cloud_range),
-    dict(type='PointShuffle'),
-    dict(type='Pack3DDetInputs', keys=['points', 'gt_bboxes_3d', 'gt_labels_3d'],
-         meta_keys=meta_keys),
+    dict(type="LoadPointsXYZ"),
+    dict(type="LoadAnnotations3D", with_bbox_3d=True, with_label_3d=True),
+    dict(type="ShiftZ"),
+    dict(type="UnifyCarClass", keep_ignore=True),
+    dict(type="RandomFlip3D", flip_ratio_bev_horizontal=0.5),
+    dict(type="GlobalRotScaleTrans", rot_range=[-0.3927, 0.3927], scale_ratio_range=[0.95, 1.05]),
+    dict(type="UnifyPointRange", point_cloud_range=point_cloud_range),
+    dict(type="PointShuffle"),
+    dict(
+        type="Pack3DDetInputs", keys=["points", "gt_bboxes_3d", "gt_labels_3d"], meta_keys=meta_keys
+    ),
 ]
 test_pipeline = [
-    dict(type='LoadPointsXYZ'),
-    dict(type='ShiftZ'),
-    dict(type='UnifyPointRange', point_cloud_range=point_cloud_range),
-    dict(type='Pack3DDetInputs', keys=['points'], meta_keys=meta_keys),
+    dict(type="LoadPointsXYZ"),
+    dict(type="ShiftZ"),
+    dict(type="UnifyPointRange", point_cloud_range=point_cloud_range),
+    dict(type="Pack3DDetInputs", keys=["points"], meta_keys=meta_keys),
 ]
 
 train_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='LidarCarDataset', data_root=source_root, ann_file='train_infos.pkl',
-                 data_prefix=dict(pts='points'), pipeline=train_pipeline,
-                 modality=dict(use_lidar=True, use_camera=False), test_mode=False))
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type="DefaultSampler", shuffle=True),
+    dataset=dict(
+        type="LidarCarDataset",
+        data_root=source_root,
+        ann_file="train_infos.pkl",
+        data_prefix=dict(pts="points"),
+        pipeline=train_pipeline,
+        modality=dict(use_lidar=True, use_camera=False),
+        test_mode=False,
+    ),
+)
 val_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False, drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='LidarCarDataset', data_root=target_root, ann_file='val_infos.pkl',
-                 data_prefix=dict(pts='points'), pipeline=test_pipeline,
-                 modality=dict(use_lidar=True, use_camera=False), test_mode=True))
+    batch_size=4,
+    num_workers=0,
+    persistent_workers=False,
+    drop_last=False,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    dataset=dict(
+        type="LidarCarDataset",
+        data_root=target_root,
+        ann_file="val_infos.pkl",
+        data_prefix=dict(pts="points"),
+        pipeline=test_pipeline,
+        modality=dict(use_lidar=True, use_camera=False),
+        test_mode=True,
+    ),
+)
 test_dataloader = val_dataloader
-val_evaluator = dict(type='CarAPMetric', ann_file=target_root + 'val_infos.pkl',
-                     gt_format='lidar', pcd_limit_range=[0, -19.2, -3, 38.4, 19.2, 3])
+val_evaluator = dict(
+    type="CarAPMetric",
+    ann_file=target_root + "val_infos.pkl",
+    gt_format="lidar",
+    pcd_limit_range=[0, -19.2, -3, 38.4, 19.2, 3],
+)
 test_evaluator = val_evaluator
 
 max_epochs = 12
 lr = 2e-3
-optim_wrapper = dict(type='OptimWrapper',
-                     optimizer=dict(type='AdamW', lr=lr, betas=(0.95, 0.99), weight_decay=0.01),
-                     clip_grad=dict(max_norm=35, norm_type=2))
+optim_wrapper = dict(
+    type="OptimWrapper",
+    optimizer=dict(type="AdamW", lr=lr, betas=(0.95, 0.99), weight_decay=0.01),
+    clip_grad=dict(max_norm=35, norm_type=2),
+)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=lr * 1e-2, by_epoch=True,
-         begin=0, end=max_epochs, convert_to_iter_based=True),
+    dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=20),
+    dict(
+        type="CosineAnnealingLR",
+        T_max=max_epochs,
+        eta_min=lr * 1e-2,
+        by_epoch=True,
+        begin=0,
+        end=max_epochs,
+        convert_to_iter_based=True,
+    ),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict()
 test_cfg = dict()
 
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=10),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='Det3DVisualizationHook'))
-env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-               dist_cfg=dict(backend='nccl'))
-log_processor = dict(type='LogProcessor', window_size=10, by_epoch=True)
-log_level = 'INFO'
+    timer=dict(type="IterTimerHook"),
+    logger=dict(type="LoggerHook", interval=10),
+    param_scheduler=dict(type="ParamSchedulerHook"),
+    checkpoint=dict(type="CheckpointHook", interval=1, max_keep_ckpts=2),
+    sampler_seed=dict(type="DistSamplerSeedHook"),
+    visualization=dict(type="Det3DVisualizationHook"),
+)
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
+    dist_cfg=dict(backend="nccl"),
+)
+log_processor = dict(type="LogProcessor", window_size=10, by_epoch=True)
+log_level = "INFO"
 load_from = None
 resume = False
 randomness = dict(seed=0)
-vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
-visualizer = dict(type='Det3DLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+vis_backends = [dict(type="LocalVisBackend"), dict(type="TensorboardVisBackend")]
+visualizer = dict(type="Det3DLocalVisualizer", vis_backends=vis_backends, name="visualizer")
