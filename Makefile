@@ -46,7 +46,7 @@ endif
 
 lint:
 	$(TOOLS_PY) -m ruff check .
-	$(TOOLS_PY) -m ruff format --check tools tests
+	$(TOOLS_PY) -m ruff format --check .
 
 demo:
 	@set -e; for p in $(PKG); do \
