@@ -325,6 +325,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         rays=args.rays,
         device=_device(args.device),
         views=args.views,
+        rows=tuple(r.strip() for r in args.rows.split(",") if r.strip()),
     )
     summary = run_experiment(cfg)
     print(json.dumps({"out": args.out, "table": summary["table"], "checks": summary["checks"]}))
@@ -574,6 +575,11 @@ def build_parser() -> argparse.ArgumentParser:
     nz.add_argument("--severity", choices=["low", "medium", "high"], default="medium")
     nz.add_argument("--rcnn", help="NeRF-RCNN checkpoint (default: oracle 3D masks)")
     nz.add_argument("--views", type=int, default=48)
+    nz.add_argument(
+        "--rows",
+        default="B0,B1,M1,M2,M3,O",
+        help="comma-separated rows; B0, M3 and O always (--rows B0,M3 for a severity sweep)",
+    )
     budgets(nz)
     ex.set_defaults(func=cmd_experiment)
     return p

@@ -33,6 +33,8 @@ from instance_nerf.engine.pipeline import (
 from instance_nerf.matching.scene import scene_cameras
 
 ROWS = ("B0", "B1", "M1", "M2", "M3", "O")
+PIPELINE_ROWS = ("B0", "M3", "O")
+"""Rows every run has: the noisy masks, the full pipeline and its oracle counterpart."""
 METRICS = ("miou", "pq", "pq_mv", "consistency")
 
 
@@ -52,6 +54,16 @@ class ExperimentConfig:
     stage_b_iters: int = 800
     rays: int = 1024
     device: str = "cpu"
+    rows: tuple[str, ...] = ROWS
+    """Rows to compute; B0, M3 and O always (a severity sweep needs only those)."""
+
+    def __post_init__(self):
+        unknown = set(self.rows) - set(ROWS)
+        if unknown:
+            raise ValueError(
+                f"unknown experiment rows {sorted(unknown)} (choose from {', '.join(ROWS)})"
+            )
+        self.rows = tuple(r for r in ROWS if r in set(self.rows) | set(PIPELINE_ROWS))
 
 
 def _raw_masks(scene: Path, panoptic: Path, out: Path) -> dict:
@@ -180,16 +192,51 @@ def run_seed(cfg: ExperimentConfig, seed: int) -> dict:
     nerf_ckpt = max(
         (main / "runs" / "nerfacto" / "nerfacto" / "run" / "nerfstudio_models").glob("step-*.ckpt")
     )
-    rows["M2"] = _eval_run(
-        main / "runs" / "stage_a" / "instance-nerf" / "run" / "config.yml",
-        main / "eval_stage_a",
-        cfg.device,
-    )
     rows["M3"] = (
         read_json(main / "eval" / "metrics.json")
         if (main / "eval" / "metrics.json").is_file()
         else m3
     )
+    if "M2" in cfg.rows:
+        rows["M2"] = _eval_run(
+            main / "runs" / "stage_a" / "instance-nerf" / "run" / "config.yml",
+            main / "eval_stage_a",
+            cfg.device,
+        )
+    if "M1" in cfg.rows:
+        rows["M1"] = _m1(cfg, scene, main, nerf_ckpt)
+    raw = root / "instances_raw"
+    if "B1" in cfg.rows:
+        rows["B1"] = _b1(cfg, scene, noisy, root, main, nerf_ckpt)
+    if cfg.rcnn is not None:
+        orc = root / "oracle"
+        rows["O"] = run_pipeline(PipelineConfig(out=orc, oracle_3d=True, **common))
+        rows["O"] = read_json(orc / "eval" / "metrics.json")
+    else:
+        rows["O"] = dict(rows["M3"], note="3D masks are the oracle's, so O = M3")
+    identity = {k: k for k in range(cfg.objects + 1)}  # oracle masks3d: id k is GT object k
+    mech = {
+        "M": supervision_stats(
+            scene, main / "instances_matched", None if cfg.rcnn else identity, mapping
+        ),
+        "M3_refined": supervision_stats(
+            scene, main / "instances_refined", None if cfg.rcnn else identity, mapping
+        ),
+    }
+    if "B1" in cfg.rows:
+        mech["B1"] = supervision_stats(scene, raw)
+    result = {
+        "seed": seed,
+        "severity": cfg.severity,
+        "rows": {r: {k: rows[r][k] for k in METRICS if k in rows[r]} for r in ROWS if r in rows},
+        "mechanism": mech,
+    }
+    write_json(root / "result.json", result)
+    return result
+
+
+def _m1(cfg: ExperimentConfig, scene: Path, main: Path, nerf_ckpt: Path) -> dict:
+    """M1: a field on the matched masks without the regulariser."""
     m1_cfg = instance_config(
         scene,
         main / "runs",
@@ -202,7 +249,13 @@ def run_seed(cfg: ExperimentConfig, seed: int) -> dict:
         0.0,
         nerfacto_ckpt=nerf_ckpt,
     )
-    rows["M1"] = _eval_run(train_resumable(m1_cfg), main / "eval_m1", cfg.device)
+    return _eval_run(train_resumable(m1_cfg), main / "eval_m1", cfg.device)
+
+
+def _b1(
+    cfg: ExperimentConfig, scene: Path, noisy: Path, root: Path, main: Path, nerf_ckpt: Path
+) -> dict:
+    """B1: a field on the raw per-view ids (each view's ids are its own), regulariser on."""
     raw = root / "instances_raw"
     if not (root / "instances_raw.json").is_file():
         _raw_masks(scene, noisy, raw)
@@ -218,52 +271,35 @@ def run_seed(cfg: ExperimentConfig, seed: int) -> dict:
         1.0,
         nerfacto_ckpt=nerf_ckpt,
     )
-    rows["B1"] = _eval_run(train_resumable(b1_cfg), main / "eval_b1", cfg.device)
-    if cfg.rcnn is not None:
-        orc = root / "oracle"
-        rows["O"] = run_pipeline(PipelineConfig(out=orc, oracle_3d=True, **common))
-        rows["O"] = read_json(orc / "eval" / "metrics.json")
-    else:
-        rows["O"] = dict(rows["M3"], note="3D masks are the oracle's, so O = M3")
-    identity = {k: k for k in range(cfg.objects + 1)}  # oracle masks3d: id k is GT object k
-    mech = {
-        "B1": supervision_stats(scene, raw),
-        "M": supervision_stats(
-            scene, main / "instances_matched", None if cfg.rcnn else identity, mapping
-        ),
-        "M3_refined": supervision_stats(
-            scene, main / "instances_refined", None if cfg.rcnn else identity, mapping
-        ),
-    }
-    result = {
-        "seed": seed,
-        "rows": {r: {k: rows[r][k] for k in METRICS if k in rows[r]} for r in ROWS},
-        "mechanism": mech,
-    }
-    write_json(root / "result.json", result)
-    return result
+    return _eval_run(train_resumable(b1_cfg), main / "eval_b1", cfg.device)
 
 
 def summarize(results: list[dict]) -> dict:
-    """Mean and sd over seeds per row and metric, and the spec's direction checks."""
+    """Mean and sd over seeds per row and metric, and the spec's direction checks (per seed)."""
     table = {}
     for r in ROWS:
         table[r] = {}
         for k in METRICS:
-            vals = [res["rows"][r][k] for res in results if k in res["rows"][r]]
+            vals = [res["rows"][r][k] for res in results if k in res["rows"].get(r, {})]
             if vals:
                 table[r][k] = {
                     "mean": float(np.mean(vals)),
                     "sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
                 }
-    d_pq = [res["rows"]["M3"]["pq"] - res["rows"]["B0"]["pq"] for res in results]
-    d_miou = [res["rows"]["M3"]["miou"] - res["rows"]["B0"]["miou"] for res in results]
+
+    def gain(k: str) -> list[float]:
+        return [res["rows"]["M3"][k] - res["rows"]["B0"][k] for res in results]
+
+    cons = [res["rows"]["M3"]["consistency"] for res in results]
     checks = {
-        "pq_m3_minus_b0": d_pq,
-        "miou_m3_minus_b0": d_miou,
-        "seeds_pq_gain_ge_0.05": sum(d >= 0.05 for d in d_pq),
-        "seeds_miou_gain_ge_0.03": sum(d >= 0.03 for d in d_miou),
-        "consistency_m3": [res["rows"]["M3"]["consistency"] for res in results],
+        "pq_m3_minus_b0": gain("pq"),
+        "miou_m3_minus_b0": gain("miou"),
+        "pq_mv_m3_minus_b0": gain("pq_mv"),
+        "consistency_m3": cons,
+        "seeds_pq_gain_ge_0.05": sum(d >= 0.05 for d in gain("pq")),
+        "seeds_miou_gain_ge_0.03": sum(d >= 0.03 for d in gain("miou")),
+        "seeds_pq_mv_gain_ge_0.3": sum(d >= 0.3 for d in gain("pq_mv")),
+        "seeds_consistency_ge_0.8": sum(c >= 0.8 for c in cons),
     }
     return {"table": table, "checks": checks}
 
@@ -277,7 +313,7 @@ def markdown(summary: dict, cfg: ExperimentConfig, n: int) -> str:
         "| row | mIoU | PQ | PQ_mv | consistency |",
         "|---|---|---|---|---|",
     ]
-    for r in ROWS:
+    for r in cfg.rows:
         cells = []
         for k in METRICS:
             v = summary["table"][r].get(k)

@@ -237,6 +237,45 @@ def refine_run(
     return {"views": len(files), "changed_fraction": changed / max(total, 1)}
 
 
+def _train_stage(
+    step: Callable[..., object],
+    cfg: PipelineConfig,
+    run: Path,
+    name: str,
+    masks: Path,
+    iters: int,
+    nerfacto_ckpt: Path | None = None,
+    init_ckpt: Path | None = None,
+) -> Path:
+    """One instance-field stage (A: on a frozen nerfacto, B: from stage A's weights) as a resumable step.
+
+    The ids and classes always come from ``RUN/instances_matched.json``; returns the run's ``config.yml``.
+    """
+    stage_cfg = instance_config(
+        Path(cfg.scene),
+        run / "runs",
+        name,
+        masks,
+        run / "instances_matched.json",
+        iters,
+        cfg.rays,
+        cfg.device,
+        cfg.regularizer,
+        nerfacto_ckpt=nerfacto_ckpt,
+        init_ckpt=init_ckpt,
+    )
+    out_dir = run / "runs" / name / "instance-nerf" / "run"
+    step(
+        name,
+        [out_dir / "finished.json"],
+        lambda: str(train_resumable(stage_cfg)),
+        masks=masks,
+        iters=iters,
+        init=init_ckpt or nerfacto_ckpt,
+    )
+    return out_dir / "config.yml"
+
+
 def run_pipeline(cfg: PipelineConfig) -> dict:
     """All stages for one scene; returns the final metrics (also in ``RUN/metrics.json``)."""
     from instance_nerf.eval.evaluate import evaluate_pipeline
@@ -333,28 +372,15 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
         lambda: match_scene(scene, panoptic, projected, masks3d, matched),
         panoptic=panoptic,
     )
-    nerf_ckpt = latest_checkpoint(nerf_dir / "nerfstudio_models")
-    a_cfg = instance_config(
-        scene,
-        run / "runs",
+    final = _train_stage(
+        step,
+        cfg,
+        run,
         "stage_a",
         matched,
-        run / "instances_matched.json",
         cfg.stage_a_iters,
-        cfg.rays,
-        cfg.device,
-        cfg.regularizer,
-        nerfacto_ckpt=nerf_ckpt,
+        nerfacto_ckpt=latest_checkpoint(nerf_dir / "nerfstudio_models"),
     )
-    a_dir = run / "runs" / "stage_a" / "instance-nerf" / "run"
-    step(
-        "stage_a",
-        [a_dir / "finished.json"],
-        lambda: str(train_resumable(a_cfg)),
-        masks=matched,
-        iters=cfg.stage_a_iters,
-    )
-    final = a_dir / "config.yml"
     if cfg.refine:
         refined = run / "instances_refined"
         step(
@@ -363,28 +389,10 @@ def run_pipeline(cfg: PipelineConfig) -> dict:
             lambda: refine_run(final, refined, cfg.refine, cfg.device, cfg.cascadepsp_dir),
             run=final,
         )
-        a_ckpt = latest_checkpoint(a_dir / "nerfstudio_models")
-        b_cfg = instance_config(
-            scene,
-            run / "runs",
-            "stage_b",
-            refined,
-            run / "instances_matched.json",
-            cfg.stage_b_iters,
-            cfg.rays,
-            cfg.device,
-            cfg.regularizer,
-            init_ckpt=a_ckpt,
+        a_ckpt = latest_checkpoint(final.parent / "nerfstudio_models")
+        final = _train_stage(
+            step, cfg, run, "stage_b", refined, cfg.stage_b_iters, init_ckpt=a_ckpt
         )
-        b_dir = run / "runs" / "stage_b" / "instance-nerf" / "run"
-        step(
-            "stage_b",
-            [b_dir / "finished.json"],
-            lambda: str(train_resumable(b_cfg)),
-            masks=refined,
-            init=a_ckpt,
-        )
-        final = b_dir / "config.yml"
     else:
         bar.update(2)
 

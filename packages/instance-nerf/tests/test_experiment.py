@@ -1,0 +1,49 @@
+"""The experiment's bookkeeping: row selection, mean ± sd over seeds and the spec's per-seed checks."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from instance_nerf.engine.experiment import ExperimentConfig, markdown, summarize
+
+
+def _result(seed: int, b0: dict, m3: dict) -> dict:
+    return {"seed": seed, "rows": {"B0": b0, "M3": m3, "O": m3}, "mechanism": {}}
+
+
+def test_rows_always_hold_the_pipeline_rows_in_table_order():
+    cfg = ExperimentConfig(out=Path("x"), rows=("M1", "B0"))
+    assert cfg.rows == ("B0", "M1", "M3", "O")
+    with pytest.raises(ValueError, match="unknown experiment rows"):
+        ExperimentConfig(out=Path("x"), rows=("M4",))
+
+
+def test_summarize_mean_sd_and_checks_for_a_sweep_without_b1_m1_m2():
+    results = [
+        _result(
+            100,
+            {"miou": 0.5, "pq": 0.2, "pq_mv": 0.0, "consistency": 0.0},
+            {"miou": 0.6, "pq": 0.3, "pq_mv": 0.4, "consistency": 0.9},
+        ),
+        _result(
+            101,
+            {"miou": 0.5, "pq": 0.4, "pq_mv": 0.0, "consistency": 0.0},
+            {"miou": 0.52, "pq": 0.42, "pq_mv": 0.2, "consistency": 0.5},
+        ),
+    ]
+    s = summarize(results)
+    assert s["table"]["B0"]["pq"]["mean"] == pytest.approx(0.3)
+    assert s["table"]["B0"]["pq"]["sd"] == pytest.approx(math.sqrt(0.02))  # ddof 1: 0.1414
+    assert s["table"]["B1"] == {} and s["table"]["M2"] == {}
+    c = s["checks"]
+    assert c["pq_m3_minus_b0"] == pytest.approx([0.1, 0.02])
+    assert c["seeds_pq_gain_ge_0.05"] == 1
+    assert c["seeds_miou_gain_ge_0.03"] == 1  # +0.1 and +0.02
+    assert c["seeds_pq_mv_gain_ge_0.3"] == 1  # +0.4 and +0.2
+    assert c["seeds_consistency_ge_0.8"] == 1
+    md = markdown(s, ExperimentConfig(out=Path("x"), rows=("B0", "M3")), 2)
+    assert "| B0 | 0.500 ± 0.000 | 0.300 ± 0.141 |" in md
+    assert "| B1 |" not in md and "| M3 |" in md
