@@ -5,11 +5,13 @@ detector), so duplicates never straddle train and test. Fold ``i`` is the test s
 ``i+1`` the validation set (checkpoint selection, temperature, threshold), the rest train.
 Every job runs the package's own `train()` (Lightning, the config's default flags) and
 `evaluate(..., tta=True)`, exactly the commands a user runs, and the JSON reports mean and
-standard deviation over folds of ROC-AUC, PR-AUC, macro F1 (arg-max), sensitivity and
-specificity at the validation-tuned threshold, ECE before/after calibration (temperature alone
-and temperature + class bias) and the Grad-CAM localisation on the lesion masks. Because a
-15-bin ECE on one ~80-image fold is dominated by sampling noise, each variant also gets the ECE
-of its out-of-fold test predictions pooled over all folds (n = the whole set) and the noise
+standard deviation over folds of ROC-AUC, PR-AUC, macro F1 (`f1_macro`: eval's headline
+decision; `f1_argmax` and two other decision rules beside it), sensitivity and specificity at
+the validation-tuned threshold, ECE before/after calibration (temperature alone
+and temperature + class bias) and the Grad-CAM localisation on the lesion masks; each job's
+validation and test logits are kept in ``jobs.jsonl`` for other decision rules afterwards.
+Because a 15-bin ECE on one ~80-image fold is dominated by sampling noise, each variant also
+gets the ECE of its out-of-fold test predictions pooled over all folds (n = the whole set) and the noise
 floor: the ECE a perfectly calibrated predictor with the same probabilities scores at that n.
 
     python benchmarks/busi_cv.py --data ../../../shared/fixtures/busi_dev --device cuda
@@ -39,6 +41,9 @@ METRICS = (
     "roc_auc",
     "pr_auc",
     "f1_macro",
+    "f1_argmax",
+    "f1_calibrated_argmax",
+    "f1_val_f1_threshold",
     "sensitivity_at_threshold",
     "specificity_at_threshold",
     "ece",
@@ -108,8 +113,14 @@ def run_job(job: dict) -> dict:
 
     from bus_classify.engine.config import load_config
     from bus_classify.engine.train import train
-    from bus_classify.eval.calibration import fit_temperature, fit_temperature_bias, softmax
+    from bus_classify.eval.calibration import (
+        fit_temperature,
+        fit_temperature_bias,
+        softmax,
+        threshold_for_macro_f1,
+    )
     from bus_classify.eval.evaluate import evaluate
+    from bus_classify.eval.report import decide, positive_classes
 
     torch.set_num_threads(job["threads"])
     cfg = load_config(job["config"], {**job["overrides"], "num_workers": 0})
@@ -129,6 +140,22 @@ def run_job(job: dict) -> dict:
         "temperature": softmax(z["logits_test"], t),
         "temperature_bias": softmax(z["logits_test"] / tb + b),
     }
+    # other decision rules on the same logits: arg-max of the calibrated probabilities, and the
+    # lump threshold that maximises macro F1 on the validation fold
+    from sklearn.metrics import f1_score
+
+    pos = positive_classes(list(d["argmax"]["per_class"]))
+    cal_val = softmax(z["logits_val"] / tb + b)
+    k = cal_val.shape[1]
+    thr_f1 = threshold_for_macro_f1(cal_val, z["labels_val"], pos)
+
+    def macro_f1(pred):
+        return float(f1_score(z["labels_test"], pred, labels=list(range(k)), average="macro"))
+
+    rules = {
+        "f1_calibrated_argmax": macro_f1(probs["temperature_bias"].argmax(axis=1)),
+        "f1_val_f1_threshold": macro_f1(decide(probs["temperature_bias"], pos, thr_f1)),
+    }
     ckpt = torch.load(best, map_location="cpu", weights_only=True)
     out = {
         "label": job["label"],
@@ -137,6 +164,9 @@ def run_job(job: dict) -> dict:
         "roc_auc": m["roc_auc"],
         "pr_auc": m["pr_auc"],
         "f1_macro": m["f1_macro"],
+        "f1_argmax": d["argmax"]["f1_macro"],
+        **rules,
+        "val_f1_threshold": thr_f1,
         "sensitivity_at_threshold": d["at_threshold"]["sensitivity"],
         "specificity_at_threshold": d["at_threshold"]["specificity"],
         "ece": m["ece"],
@@ -150,6 +180,11 @@ def run_job(job: dict) -> dict:
         "ece_temperature_bias": d["ece_calibrated_by"]["temperature_bias"],
         "test_labels": z["labels_test"].tolist(),
         "test_probs": {k: np.round(v, 5).tolist() for k, v in probs.items()},
+        "logits": {  # raw, for other decision rules afterwards
+            "val": np.round(z["logits_val"], 4).tolist(),
+            "val_labels": z["labels_val"].tolist(),
+            "test": np.round(z["logits_test"], 4).tolist(),
+        },
     }
     loc = d.get("gradcam_localization")
     if loc:

@@ -120,3 +120,62 @@ def test_bad_split_csv_and_config_are_clear_errors(tmp_path, capsys):
         capsys,
         "'lr'",
     )
+
+
+def test_predict_checks_its_inputs_before_importing_torch(tmp_path):
+    """Each bad `predict` input gives its one error line from a process that never imported
+    torch (so the error comes in about a second, not after the ML stack loads)."""
+    import zipfile
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not a checkpoint\n")
+    ckpt = tmp_path / "model.ckpt"  # a zip archive passes the early check; torch is not needed
+    with zipfile.ZipFile(ckpt, "w") as z:
+        z.writestr("archive/data.pkl", b"")
+    images = tmp_path / "imgs"
+    images.mkdir()
+    (images / "a.png").write_bytes(b"")
+    bad_cal = tmp_path / "cal.json"
+    bad_cal.write_text("{not json")
+    partial_cal = tmp_path / "partial.json"
+    partial_cal.write_text('{"temperature": 1.0}')
+    cases = [
+        (["--checkpoint", str(text), "--images", str(images)], "not a bus-classify checkpoint"),
+        (["--checkpoint", str(tmp_path / "none.ckpt"), "--images", str(images)], "not found"),
+        (["--checkpoint", str(ckpt), "--images", str(tmp_path / "gone")], "no such image"),
+        (["--checkpoint", str(ckpt), "--images", str(text)], "not an image file"),
+        (
+            ["--checkpoint", str(ckpt), "--images", str(images), "--calibration", str(bad_cal)],
+            "not a JSON calibration file",
+        ),
+        (
+            ["--checkpoint", str(ckpt), "--images", str(images), "--calibration", str(partial_cal)],
+            "missing ['threshold', 'class_names']",
+        ),
+    ]
+    (tmp_path / "empty_dir").mkdir()
+    cases.append(
+        (["--checkpoint", str(ckpt), "--images", str(tmp_path / "empty_dir")], "no images found")
+    )
+    code = (
+        "import sys, json, bus_classify.cli as c\n"
+        "for argv in json.loads(sys.argv[1]):\n"
+        "    try:\n        c.main(['predict', *argv, '--out', sys.argv[2]])\n"
+        "    except SystemExit as e:\n        print('exit', e.code, file=sys.stderr)\n"
+        "print(sorted(m for m in ('torch', 'timm', 'lightning') if m in sys.modules))"
+    )
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps([a for a, _ in cases]), str(tmp_path / "p.csv")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 2 * len(cases), out.stderr
+    for (argv, expected), err, status in zip(cases, lines[::2], lines[1::2]):
+        assert err.startswith("bus-classify: error: ") and expected in err, (argv, err)
+        assert status == "exit 2"
+    assert not (tmp_path / "p.csv").exists()

@@ -11,8 +11,10 @@ from bus_classify.eval.calibration import (
     fit_temperature_bias,
     nll,
     softmax,
+    threshold_for_macro_f1,
     threshold_for_sensitivity,
 )
+from bus_classify.eval.evaluate import prevalence_threshold
 from bus_classify.eval.metrics import classification_metrics, expected_calibration_error
 from bus_classify.eval.report import REQUIRED_KEYS, decide, write_report
 
@@ -113,3 +115,37 @@ def test_write_report_keys_and_plots(tmp_path):
     assert saved["threshold"] == 0.5 and m["accuracy"] == pytest.approx(0.75)
     for f in ("confusion_matrix.png", "roc.png", "pr.png", "reliability.png", "summary.md"):
         assert (tmp_path / f).stat().st_size > 0
+
+
+def test_prevalence_threshold_matches_the_share_of_negatives():
+    # 3 of 8 are negative: the threshold is the 3/8 quantile of the scores, so exactly the three
+    # lowest-scored images fall below it, whatever their labels are
+    t = prevalence_threshold(P1, Y == 1)
+    assert t == pytest.approx(np.quantile(P1, 3 / 8))
+    assert (P1 < t).sum() == 3 and sorted(P1[P1 < t]) == [0.1, 0.2, 0.4]
+    assert prevalence_threshold(np.array([0.3, 0.6, 0.9, 0.2]), np.array([1, 1, 1, 0])) == (
+        pytest.approx(0.275)
+    )
+
+
+def test_threshold_for_macro_f1_by_hand():
+    # sorted lump scores 0.1 0.2 0.4 0.55 0.6 0.7 0.8 0.9 with labels 0 0 1 1 0 1 1 1: cutting
+    # between 0.2 and 0.4 classifies all but image 0.6 correctly (macro F1 = mean(0.8, 0.909))
+    # and no other cut is as good
+    t = threshold_for_macro_f1(PROBS, Y, [1])
+    assert t == pytest.approx(0.3)
+    best = f1_score(Y, (P1 >= t).astype(int), average="macro")
+    assert best == pytest.approx((0.8 + 10 / 11) / 2)
+    for c in (0.15, 0.5, 0.575, 0.65):
+        assert f1_score(Y, (P1 >= c).astype(int), average="macro") < best
+
+
+def test_write_report_headline_follows_the_decision_threshold(tmp_path):
+    m = write_report(tmp_path, "x", Y, PROBS, ["no_lump", "lump"], decision_threshold=0.3)
+    pred = (P1 >= 0.3).astype(int)
+    assert m["f1_macro"] == pytest.approx(f1_score(Y, pred, average="macro"))
+    assert m["accuracy"] == pytest.approx(7 / 8)
+    d = m["details"]
+    assert d["decision"]["threshold"] == 0.3 and d["decision"]["f1_macro"] == m["f1_macro"]
+    argmax = f1_score(Y, (P1 > 0.5).astype(int), average="macro")
+    assert d["argmax"]["f1_macro"] == pytest.approx(argmax) != pytest.approx(m["f1_macro"])

@@ -77,6 +77,32 @@ def test_losses():
     assert torch.allclose(wce, ref)
     with pytest.raises(ValueError):
         build_loss("hinge", None)
+    # label smoothing eps: target (1 - eps) on the class, eps / k spread over all k classes
+    eps, logp = 0.1, torch.log_softmax(logits, dim=1)
+    by_hand = -((1 - eps) * logp.gather(1, y[:, None]).squeeze(1) + eps / 2 * logp.sum(1)).mean()
+    assert torch.allclose(build_loss("ce", None, label_smoothing=eps)(logits, y), by_hand)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        build_loss("ce", None, label_smoothing=1.0)
+
+
+def test_mixup_loss_is_the_mixed_pair_of_losses():
+    from bus_classify.engine.module import BusClassifier
+
+    torch.manual_seed(0)
+    m = BusClassifier(model="bus_cnn_small", img_size=32, loss="ce", mixup=0.4)
+    m.log = lambda *a, **k: None  # no trainer attached
+    x, y = torch.randn(6, 3, 32, 32), torch.tensor([0, 1, 1, 0, 1, 1])
+    torch.manual_seed(1)
+    loss = m.training_step((x, y), 0)
+    torch.manual_seed(1)  # the same draws: lambda, then the pairing
+    lam = float(torch.distributions.Beta(0.4, 0.4).sample())
+    perm = torch.randperm(6)
+    logits = m(lam * x + (1 - lam) * x[perm])
+    ce = torch.nn.functional.cross_entropy
+    assert torch.allclose(loss, lam * ce(logits, y) + (1 - lam) * ce(logits, y[perm]))
+    assert not torch.allclose(loss, ce(m(x), y))
+    with pytest.raises(ValueError, match="mixup"):
+        BusClassifier(model="bus_cnn_small", img_size=32, mixup=-1.0)
 
 
 def test_configs():

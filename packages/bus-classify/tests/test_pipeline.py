@@ -96,6 +96,11 @@ def test_eval_predict_gradcam(trained, split_csv, busi_dir, tmp_path):
     assert m["details"]["nll_val_calibrated"] <= m["details"]["nll_val"] + 1e-9
     for f in ("confusion_matrix.png", "reliability.png", "summary.md", "calibration.json"):
         assert (tmp_path / "eval" / f).exists()
+    d = m["details"]  # default decision: the validation share of "no lump", on the test scores
+    assert d["decision_rule"] == "prevalence" and m["f1_macro"] == d["decision"]["f1_macro"]
+    m2 = evaluate(best, split_csv, tmp_path / "eval2", tta=True, decision="argmax")
+    assert m2["f1_macro"] == m2["details"]["argmax"]["f1_macro"] == d["argmax"]["f1_macro"]
+    assert "decision" not in m2["details"]
     rows = predict_folder(
         best,
         busi_dir / "normal",
@@ -137,3 +142,19 @@ def test_three_class_training_from_same_split(split_csv, tmp_path):
     m = evaluate(best, split_csv, tmp_path / "e3")
     assert len(m["details"]["argmax"]["confusion_matrix"]) == 3
     assert m["roc_auc"] is not None  # lump group (benign + malignant) vs normal
+
+
+def test_ema_weights_are_validated_and_saved(split_csv, tmp_path):
+    """With ``ema_decay`` the checkpoint holds the moving average (Lightning's
+    EMAWeightAveraging), which differs from the raw weights it keeps beside it and is what
+    ``load_classifier`` rebuilds."""
+    cfg = load_config("cnn", {**FAST, "epochs": 1, "ema_decay": 0.5})
+    best = train(cfg, str(split_csv), tmp_path / "ema", device="cpu", progress=False)
+    ckpt = torch.load(best, map_location="cpu", weights_only=True)
+    avg, raw = ckpt["state_dict"], ckpt["current_model_state"]
+    key = next(k for k in avg if k.startswith("model.") and k.endswith("weight"))
+    assert not torch.equal(avg[key], raw[key])
+    model, _ = load_classifier(best)
+    assert torch.equal(model.state_dict()[key[len("model.") :]], avg[key])
+    with pytest.raises(ValueError, match="ema_decay"):
+        train({**cfg, "ema_decay": 1.5}, str(split_csv), tmp_path / "bad", progress=False)

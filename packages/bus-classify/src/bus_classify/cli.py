@@ -89,6 +89,7 @@ def cmd_eval(args) -> int:
         args.tta,
         args.device,
         calibration=args.calibrate,
+        decision=args.decision,
     )
     print(json.dumps({k: m[k] for k in m if k != "details"}, indent=2))
     print(f"wrote {Path(args.out) / 'metrics.json'}, plots and summary.md")
@@ -251,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="temperature_bias",
         choices=["temperature_bias", "temperature"],
         help="validation-fitted calibrator (temperature + class bias, or temperature only)",
+    )
+    s.add_argument(
+        "--decision",
+        default="prevalence",
+        choices=["prevalence", "argmax"],
+        help="decision behind accuracy and f1_macro: call 'no lump' the validation share of "
+        "lowest-scored images (prevalence), or the arg-max",
     )
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_eval)

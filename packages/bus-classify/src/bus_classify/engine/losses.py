@@ -36,15 +36,20 @@ class FocalLoss(nn.Module):
         return (w * loss).sum() / w.sum()
 
 
-def build_loss(kind: str, class_weights: list[float] | None, gamma: float = 2.0) -> nn.Module:
-    """``ce`` | ``weighted_ce`` | ``focal`` (focal uses the class weights when given)."""
+def build_loss(
+    kind: str, class_weights: list[float] | None, gamma: float = 2.0, label_smoothing: float = 0.0
+) -> nn.Module:
+    """``ce`` | ``weighted_ce`` | ``focal`` (focal uses the class weights when given);
+    ``label_smoothing`` applies to the two CE losses."""
     w = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+    if not 0.0 <= label_smoothing < 1.0:
+        raise BusClassifyError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     if kind == "ce":
-        return nn.CrossEntropyLoss()
+        return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     if kind == "weighted_ce":
         if w is None:
             raise BusClassifyError("weighted_ce needs class weights")
-        return nn.CrossEntropyLoss(weight=w)
+        return nn.CrossEntropyLoss(weight=w, label_smoothing=label_smoothing)
     if kind == "focal":
         return FocalLoss(gamma, w)
     raise BusClassifyError(f"unknown loss {kind!r}; use ce, weighted_ce or focal")

@@ -32,6 +32,8 @@ class BusClassifier(L.LightningModule):
         loss: str = "ce",
         class_weights: list | None = None,
         focal_gamma: float = 2.0,
+        label_smoothing: float = 0.0,
+        mixup: float = 0.0,
         class_names: list | None = None,
         parula: bool = False,
         epochs: int = 20,
@@ -49,7 +51,11 @@ class BusClassifier(L.LightningModule):
         self.model = create_model(model, num_classes, img_size, weights, model_kwargs)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.criterion = build_loss(loss, class_weights if loss != "ce" else None, focal_gamma)
+        if mixup < 0:
+            raise BusClassifyError(f"mixup must be >= 0 (a Beta alpha; 0 = off), got {mixup}")
+        self.criterion = build_loss(
+            loss, class_weights if loss != "ce" else None, focal_gamma, label_smoothing
+        )
         names = class_names or ([] if num_classes != 2 else ["no_lump", "lump"])
         self.positive = positive_classes(names) if names else [num_classes - 1]
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -63,7 +69,14 @@ class BusClassifier(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        loss = self.criterion(self(x), y)
+        alpha = self.hparams.mixup
+        if alpha > 0:  # mixup: blend image pairs, weight the two targets' losses the same way
+            lam = float(torch.distributions.Beta(alpha, alpha).sample())
+            perm = torch.randperm(len(y), device=y.device)
+            logits = self(lam * x + (1 - lam) * x[perm])
+            loss = lam * self.criterion(logits, y) + (1 - lam) * self.criterion(logits, y[perm])
+        else:
+            loss = self.criterion(self(x), y)
         self.log(
             "train_loss",
             loss,

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 import yaml
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks.weight_averaging import EMAWeightAveraging
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from bus_classify.data.io import BusClassifyError, atomic_write
@@ -123,6 +124,11 @@ def train(
         enable_version_counter=False,
     )
     callbacks = [best_cb, *([last_cb] if save_last else []), EpochLog(), *(extra_callbacks or [])]
+    if cfg["ema_decay"] is not None:  # validation and checkpoints see the averaged weights
+        decay = float(cfg["ema_decay"])
+        if not 0.0 < decay < 1.0:
+            raise BusClassifyError(f"ema_decay must be in (0, 1) or null, got {decay}")
+        callbacks.insert(0, EMAWeightAveraging(decay=decay))
     if cfg["patience"] is not None:
         callbacks.append(
             EarlyStopping(monitor, patience=int(cfg["patience"]), mode=MONITORS[monitor])

@@ -117,3 +117,27 @@ def threshold_for_sensitivity(
     k = int(np.ceil(target * len(pos)))  # need at least k positives at or above t
     k = min(max(k, 1), len(pos))
     return float(pos[len(pos) - k])
+
+
+def threshold_for_macro_f1(probs: np.ndarray, labels: np.ndarray, positive: list[int]) -> float:
+    """Lump-score threshold maximising the macro F1 of :func:`~bus_classify.eval.report.decide`
+    on the given (validation) set; the median of the maximising cut points between the sorted
+    scores, so a plateau of equal F1 is cut in its middle."""
+    from sklearn.metrics import f1_score
+
+    from bus_classify.eval.metrics import positive_score
+    from bus_classify.eval.report import decide
+
+    probs, labels = np.asarray(probs, dtype=np.float64), np.asarray(labels).astype(int)
+    s = np.unique(positive_score(probs, positive))
+    if len(s) < 2:
+        return 0.5
+    cuts = (s[1:] + s[:-1]) / 2
+    k = probs.shape[1]
+    f1 = np.array(
+        [
+            f1_score(labels, decide(probs, positive, t), labels=list(range(k)), average="macro")
+            for t in cuts
+        ]
+    )
+    return float(np.median(cuts[f1 >= f1.max() - 1e-12]))

@@ -25,6 +25,13 @@ from bus_classify.eval.report import positive_classes, write_report
 
 log = logging.getLogger(__name__)
 CALIBRATIONS = ("temperature", "temperature_bias")
+DECISIONS = ("prevalence", "argmax")
+
+
+def prevalence_threshold(scores: np.ndarray, is_positive: np.ndarray) -> float:
+    """Lump-score threshold that calls "no lump" the same share of the given (validation)
+    images as are truly "no lump": the ``mean(~is_positive)`` quantile of ``scores``."""
+    return float(np.quantile(np.asarray(scores), 1.0 - np.mean(np.asarray(is_positive, bool))))
 
 
 def evaluate(
@@ -37,6 +44,7 @@ def evaluate(
     batch_size: int = 64,
     localize: bool = True,
     calibration: str = "temperature_bias",
+    decision: str = "prevalence",
 ) -> dict:
     """Evaluate a checkpoint on the test split with validation-fitted calibration.
 
@@ -46,9 +54,16 @@ def evaluate(
     threshold and the calibrated probabilities: ``temperature`` (one scale) or
     ``temperature_bias`` (scale and class bias); the test ECE of both is always in
     ``details.ece_calibrated_by``.
+
+    ``decision`` sets the headline ``accuracy`` and ``f1_macro``: ``prevalence`` (default) calls
+    "no lump" the test images whose lump score is below :func:`prevalence_threshold` of the
+    validation split (the share of validation images that are "no lump"), ``argmax`` the arg-max
+    of the raw probabilities (always under ``details.argmax``).
     """
     if calibration not in CALIBRATIONS:
         raise BusClassifyError(f"unknown calibration {calibration!r}; use one of {CALIBRATIONS}")
+    if decision not in DECISIONS:
+        raise BusClassifyError(f"unknown decision {decision!r}; use one of {DECISIONS}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = read_csv(split_csv)
@@ -81,8 +96,14 @@ def evaluate(
         positive_score(val_cal, pos), np.isin(labels["val"], pos), target_sensitivity
     )
     probs, probs_cal = softmax(logits["test"]), softmax(logits["test"] / t_cal + b_cal)
+    decision_thr = None
+    if decision == "prevalence":
+        decision_thr = prevalence_threshold(
+            positive_score(softmax(logits["val"]), pos), np.isin(labels["val"], pos)
+        )
     extra = {
         "calibration": calibration,
+        "decision_rule": decision,
         "temperature": round(t_cal, 4),
         "bias": [round(float(b), 4) for b in b_cal],
         "ece_calibrated_by": {
@@ -111,6 +132,7 @@ def evaluate(
         probs_cal,
         thr,
         extra,
+        decision_threshold=decision_thr,
     )
     write_json(
         out / "calibration.json",
@@ -119,6 +141,8 @@ def evaluate(
             "temperature": t_cal,
             "bias": [float(b) for b in b_cal],
             "threshold": thr,
+            "decision_rule": decision,
+            "decision_threshold": decision_thr,
             "class_names": names,
             "positive": pos,
             "target_sensitivity": target_sensitivity,
@@ -146,11 +170,13 @@ def evaluate(
         ["file", "label", "prob_lump", "prob_lump_calibrated"],
     )
     log.info(
-        "%s T=%.3f bias=%s threshold=%.3f -> %s",
+        "%s T=%.3f bias=%s threshold=%.3f decision %s%s -> %s",
         calibration,
         t_cal,
         b_cal.round(3),
         thr,
+        decision,
+        "" if decision_thr is None else f" (lump score >= {decision_thr:.3f})",
         out / "metrics.json",
     )
     return metrics

@@ -34,11 +34,15 @@ def write_report(
     threshold: float | None = None,
     extra: dict | None = None,
     pred: np.ndarray | None = None,
+    decision_threshold: float | None = None,
 ) -> dict:
     """Write ``metrics.json``, PNG plots and ``summary.md`` into ``out``; return the metrics.
 
-    Headline metrics use the arg-max decision (or ``pred``); when a tuned ``threshold`` is given
-    the metrics of the thresholded calibrated decision are reported under ``at_threshold``.
+    Headline accuracy and F1 use the arg-max decision (or ``pred``), or, with
+    ``decision_threshold``, the decision "lump iff the lump score of ``probs`` >= it" (its
+    metrics also under ``details.decision``; ``details.argmax`` stays the arg-max). When a tuned
+    ``threshold`` is given the metrics of the thresholded calibrated decision are reported under
+    ``at_threshold``.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -46,9 +50,14 @@ def write_report(
     m = classification_metrics(labels, probs, class_names, pos, pred=pred)
     cal = probs if probs_calibrated is None else probs_calibrated
     mc = classification_metrics(labels, cal, class_names, pos, pred=pred)
+    head = m
+    if decision_threshold is not None:
+        head = classification_metrics(
+            labels, probs, class_names, pos, pred=decide(probs, pos, decision_threshold)
+        )
     metrics = {
-        "accuracy": m["accuracy"],
-        "f1_macro": m["f1_macro"],
+        "accuracy": head["accuracy"],
+        "f1_macro": head["f1_macro"],
         "roc_auc": m["roc_auc"],
         "pr_auc": m["pr_auc"],
         "ece": m["ece"],
@@ -56,6 +65,8 @@ def write_report(
         "threshold": threshold,
     }
     details = {"model": name, "argmax": m}
+    if decision_threshold is not None:
+        details["decision"] = {"threshold": decision_threshold, **head}
     if threshold is not None:
         details["at_threshold"] = classification_metrics(
             labels, cal, class_names, pos, pred=decide(cal, pos, threshold)
