@@ -47,3 +47,22 @@ def test_summarize_mean_sd_and_checks_for_a_sweep_without_b1_m1_m2():
     md = markdown(s, ExperimentConfig(out=Path("x"), rows=("B0", "M3")), 2)
     assert "| B0 | 0.500 ± 0.000 | 0.300 ± 0.141 |" in md
     assert "| B1 |" not in md and "| M3 |" in md
+
+
+def test_train_resumable_is_seeded(tiny_scene, tmp_path):
+    """Two uninterrupted runs of one config in one process end with the same weights (nerfstudio's
+    pixel sampler draws from Python's, numpy's and torch's global RNGs, which ns-train seeds)."""
+    import torch
+
+    from instance_nerf.engine.config import instance_cpu_config
+    from instance_nerf.engine.pipeline import train_resumable
+    from instance_nerf.models.offline import latest_checkpoint, load_checkpoint
+
+    states = []
+    for name in ("a", "b"):
+        torch.manual_seed(len(name) + len(states))  # a different global state before each run
+        cfg = instance_cpu_config(tiny_scene, tmp_path / name, max_iters=3, rays_per_batch=64)
+        run = train_resumable(cfg).parent
+        states.append(load_checkpoint(latest_checkpoint(run / "nerfstudio_models"))["pipeline"])
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

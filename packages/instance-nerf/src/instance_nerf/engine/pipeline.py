@@ -7,6 +7,7 @@ stage's inputs, outputs and seconds.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,11 +35,19 @@ from instance_nerf.matching.scene import (
 from instance_nerf.refine.refiners import GuidedRefiner, composite
 
 
+def _seed_all(seed: int) -> None:
+    """Seed the global RNGs nerfstudio's samplers draw from (Python, numpy, torch), as ns-train does."""
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002  (nerfstudio draws from the global numpy RNG)
+    torch.manual_seed(seed)
+
+
 def train_resumable(cfg) -> Path:
     """Train a nerfstudio config into ``<output>/<experiment>/<method>/run`` up to ``max_num_iterations`` in all.
 
     A finished run (``finished.json`` beside its config) is reused; a partial one resumes from its newest
-    checkpoint. nerfstudio's Trainer runs ``max_num_iterations`` *more* steps after a resume, so the count is
+    checkpoint. Training is seeded from ``machine.seed`` like ``ns-train`` (and from seed + start step after a
+    resume). nerfstudio's Trainer runs ``max_num_iterations`` *more* steps after a resume, so the count is
     reduced to what is left. Returns the run's ``config.yml``.
     """
     cfg.set_timestamp()
@@ -49,8 +58,11 @@ def train_resumable(cfg) -> Path:
     total = cfg.max_num_iterations
     if ckpt_dir.is_dir() and any(ckpt_dir.glob("step-*.ckpt")):
         cfg.load_dir = ckpt_dir
+    _seed_all(cfg.machine.seed)
     trainer = cfg.setup(local_rank=0, world_size=1)
     trainer.setup()
+    if trainer._start_step:
+        _seed_all(cfg.machine.seed + trainer._start_step)  # a resumed run draws a fresh stream
     cfg.save_config()
     remaining = total - trainer._start_step
     if remaining > 0:
