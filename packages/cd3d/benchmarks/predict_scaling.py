@@ -7,7 +7,9 @@ orthophotos), then another subprocess:
 1. times the model alone on device-resident uint8 batches through the same ``infer`` call that
    predict uses (``--batch`` tiles of ``--tile``², bf16 + channels_last on CUDA);
 2. runs ``predict_rasters`` on the pair twice (the first run pays cuDNN autotuning) and reports the
-   second run's tiles/s, with peak host RSS and peak CUDA memory.
+   second run's tiles/s, with peak host RSS and peak CUDA memory;
+3. runs it a third time with the per-stage timers on (``predict_stages``: seconds per stage summed
+   over threads, and on CUDA the device time of the batches); this run is not in the ratio.
 
 ``--compile`` adds a third subprocess at the largest size, on the same pair: the same steps with
 the network under ``torch.compile`` (its first call's seconds include the compilation).
@@ -138,6 +140,12 @@ def child(size: int, a: argparse.Namespace) -> None:
     if cuda:
         res["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         res["gpu"] = torch.cuda.get_device_name()
+    stages: dict = {}  # one more run, not timed above, with the pipeline's per-stage timers
+    predict_rasters(
+        det, pair / "before.tif", pair / "after.tif", pair / "out_stages", cfg, progress=False,
+        stats=stages,
+    )  # fmt: skip
+    res["predict_stages"] = stages
     print(json.dumps(res))
 
 

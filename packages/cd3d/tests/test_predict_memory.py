@@ -95,3 +95,29 @@ def test_batch_size_does_not_change_a_spatial_model(tmp_path):
     assert maps[0][1].std() > 0.1
     assert np.abs(maps[0][0].astype(int) - maps[1][0]).max() <= 1
     np.testing.assert_allclose(maps[0][1], maps[1][1], atol=1e-3)
+
+
+def _blend_one_by_one(acc, w, plan, k0, k1, f):
+    m, th, tw = len(plan.xs), plan.th // f, plan.tw // f
+    for t, k in enumerate(range(k0, k1)):
+        y, x = plan.ys[k // m] // f, plan.xs[k % m] // f
+        acc[y : y + th, x : x + tw] += w[t]
+
+
+@pytest.mark.parametrize("overlap", [16, 40])  # 40: more than half a 64 window, one add per window
+def test_strided_blend_equals_window_by_window(overlap):
+    """The strided overlap-add gives the window-by-window sum, flush last window and batches that
+    span rows of windows included (2D grid and the half-resolution 3D grid)."""
+    cfg = PredictConfig(tile=64, overlap=overlap, batch_size=7)
+    plan = plan_tiles(150, 298, cfg)
+    assert plan.xs[-1] - plan.xs[-2] != plan.xs[1] - plan.xs[0]  # the last window is off-grid
+    g = torch.Generator().manual_seed(0)
+    for f in (1, 2):
+        want = torch.zeros(plan.height // f, plan.width // f, dtype=torch.float64)
+        got = want.clone()
+        for k0, k1 in plan.batches:
+            w = torch.rand(k1 - k0, plan.th // f, plan.tw // f, generator=g, dtype=torch.float64)
+            _blend_one_by_one(want, w, plan, k0, k1, f)
+            P._blend_strided(got, w, plan, k0, k1, 0, f)
+        assert want.min() > 0  # every pixel is covered
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)

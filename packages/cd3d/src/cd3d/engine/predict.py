@@ -4,23 +4,27 @@ Windows of ``tile`` pixels overlap by ``overlap``; each window's outputs are wei
 that tapers linearly over the overlap. The weights are separable, so they are normalised up front
 (per row and per column of windows) and the blended output is a plain sum of weighted windows.
 
-Device memory does not grow with the raster: the windows run in raster order in batches of exactly
-``batch_size`` (a batch may span rows of windows), and the device holds only the two input batch
-buffers, the model's working set and a rolling accumulator of the rows not yet finished; that
-accumulator is ``rows × width`` with ``rows`` bounded by one batch's span (see :class:`TilePlan`),
-and finished rows go out in fixed-width column chunks.
+Device memory does not grow with the raster's height, and only by a few bytes per pixel row with
+its width: the windows run in raster order in batches of exactly ``batch_size`` (a batch may span
+rows of windows), and the device holds the two input batch buffers, the model's working set, a
+ring of input rows per image and a rolling accumulator of the output rows not yet finished; both
+are ``rows × width`` with ``rows`` bounded by one batch's span (see :class:`TilePlan`), and
+finished rows go out in fixed-width column chunks.
 
-The work runs as a three-stage pipeline so the model never waits on GDAL: background threads read
-the next rows of windows (full-width strips cut into window stacks, pinned memory on CUDA), the
-main thread copies one batch at a time to the device, runs the model and blends there, and a
-writer thread applies nodata, compresses and writes finished strips while the next batch runs.
-Odd raster sizes are padded by one replicated row/column (kept even for the half-resolution 3D
-grid) and cropped on writing.
+The work runs as a three-stage pipeline so the model never waits on GDAL: one background thread per
+image reads full-width chunks of whole file blocks (each block is decoded once) into pinned memory,
+the main thread copies them into the device ring on a side stream (overlapping the model), cuts
+each batch's windows out of the ring with one gather per image, runs the model and blends on the
+device, copies finished rows back with one contiguous copy per map, and a writer thread applies
+nodata, compresses and writes whole block rows while the next batches run. Odd raster sizes are padded by one replicated row/column (kept even for the
+half-resolution 3D grid) and cropped on writing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -59,7 +63,7 @@ class PredictConfig:
     amp: bool | None = None  # bf16 autocast
     channels_last: bool | None = None
     compile: bool = False  # torch.compile the network (the first batch pays the compile time)
-    prefetch: int = 2  # rows of windows read ahead
+    prefetch: int = 2  # rows of windows read ahead (in chunks of whole file blocks)
     zlevel: int = 1  # deflate level of the outputs (1 is fast; 6 is GDAL's default)
 
 
@@ -113,15 +117,23 @@ class TilePlan:
         """Last row (exclusive) finished with row ``i`` of windows."""
         return self.ys[i + 1] if i + 1 < len(self.ys) else self.height
 
-    def device_buffers(self, bands: int = 3) -> dict[str, tuple[int, ...]]:
-        """Shapes of the buffers :func:`predict_rasters` keeps on the device."""
+    def ring_rows(self, chunk: int) -> int:
+        """Rows of the input ring: every chunk of ``chunk`` rows that one batch's windows touch."""
+        return chunk * ((self.rows - 1) // chunk + 2)
+
+    def device_buffers(self, bands: int = 3, chunk: int = 256) -> dict[str, tuple[int, ...]]:
+        """Shapes of the buffers :func:`predict_rasters` keeps on the device (``chunk``: rows per
+        read, see :func:`chunk_rows`)."""
         b, th, tw = self.batch, self.th, self.tw
         return {
+            "ring_before": (bands, self.ring_rows(chunk), self.width),
+            "ring_after": (bands, self.ring_rows(chunk), self.width),
             "before": (b, bands, th, tw),
             "after": (b, bands, th, tw),
             "weighted_2d": (b, th, tw),
             "weighted_3d": (b, th // 2, tw // 2),
             "acc_2d": (self.rows, self.width),
+            "finished_2d": (self.rows, self.width),
             "acc_3d": (self.rows // 2, self.width // 2),
         }
 
@@ -187,9 +199,14 @@ def predict_rasters(
     cfg: PredictConfig | None = None,
     align: bool = False,
     progress: bool = True,
+    stats: dict | None = None,
 ) -> dict[str, Path]:
     """Write ``out/change_2d.tif`` and (unless ``det.task == "2d"``) ``out/change_3d.tif`` for a
-    co-registered pair; inputs without a CRS (e.g. PNG tiles) give outputs without one."""
+    co-registered pair; inputs without a CRS (e.g. PNG tiles) give outputs without one.
+
+    ``stats``, when given, is filled with seconds per pipeline stage (summed over threads; on CUDA
+    also the device time of the batches, ``gpu_batches_s``, and from first to last, ``gpu_span_s``).
+    """
     cfg = cfg or PredictConfig()
     if cfg.tile % 2 or cfg.overlap % 2 or not 0 <= cfg.overlap < cfg.tile:
         raise CD3DError(
@@ -202,7 +219,7 @@ def predict_rasters(
         warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain PNG/JPEG tiles are fine
         a, b = open_pair(str(before), str(after), align)
         try:
-            return _run(det, a, b, out, cfg, dev, amp, cl, progress)
+            return _run(det, a, b, out, cfg, dev, amp, cl, progress, stats)
         finally:
             b.close()
             a.close()
@@ -212,56 +229,144 @@ def _needs_mask(src) -> bool:
     return any(MaskFlags.all_valid not in flags for flags in src.mask_flag_enums)
 
 
-class _RowReader:
-    """Reads one full-width strip per row of windows in its own thread (one GDAL handle) and cuts
-    it into a ``windows × bands × th × tw`` stack (pinned on CUDA), padding odd edges."""
+def chunk_rows(src) -> int:
+    """Rows per read: whole blocks of the file (about 256 rows), even, so each block decodes once."""
+    bh = src.block_shapes[0][0]
+    rows = bh * max(1, 256 // bh) if bh <= 1024 else 256
+    return rows + rows % 2
 
-    def __init__(self, src, plan: TilePlan, pin: bool) -> None:
-        self.src, self.plan, self.pin, self.mask = src, plan, pin, _needs_mask(src)
+
+class _Timer:
+    """Seconds per named stage, summed over threads (``stats`` of :func:`predict_rasters`)."""
+
+    def __init__(self) -> None:
+        self.s: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def __call__(self, key: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            dt = time.perf_counter() - t
+            with self.lock:
+                self.s[key] = self.s.get(key, 0.0) + dt
+
+
+class _ChunkReader:
+    """Reads full-width chunks of ``rows`` raster rows in raster order, each exactly once, in its
+    own thread (one GDAL handle) into ``bands × rows × width`` tensors (pinned on CUDA); the odd
+    last row/column is replicated to the plan's even size."""
+
+    def __init__(self, src, plan: TilePlan, rows: int, pin: bool, timer: _Timer) -> None:
+        self.src, self.plan, self.rows, self.pin, self.timer = src, plan, rows, pin, timer
+        self.mask = _needs_mask(src)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="cd3d-read")
 
-    def _read(self, y: int) -> tuple[torch.Tensor, np.ndarray | None]:
-        p, src = self.plan, self.src
-        h = min(p.th, src.height - y)
-        win = Window(0, y, src.width, h)
-        strip = np.empty((src.count, p.th, p.width), np.uint8)
-        src.read(window=win, out=strip[:, :h, : src.width])
-        strip[:, h:] = strip[:, h - 1 : h]  # odd height: replicate the last row
-        strip[:, :, src.width :] = strip[:, :, src.width - 1 : src.width]
-        tiles = torch.empty(
-            (len(p.xs), src.count, p.th, p.tw), dtype=torch.uint8, pin_memory=self.pin
-        )
-        view = torch.from_numpy(strip)
-        torch.stack([view[:, :, x : x + p.tw] for x in p.xs], out=tiles)
-        ok = None
-        if self.mask:
-            ok = np.ones((p.th, p.width), bool)
-            ok[:h, : src.width] = (src.read_masks(window=win) > 0).all(0)
-        return tiles, ok
+    def _read(self, c: int) -> tuple[torch.Tensor, np.ndarray | None]:
+        with self.timer("read_s"):
+            p, src, r = self.plan, self.src, self.rows
+            y0 = c * r
+            h = min(r, src.height - y0)
+            buf = torch.empty((src.count, r, p.width), dtype=torch.uint8, pin_memory=self.pin)
+            arr = buf.numpy()
+            win = Window(0, y0, src.width, h)
+            src.read(window=win, out=arr[:, :h, : src.width])
+            arr[:, h:] = arr[:, h - 1 : h]
+            arr[:, :, src.width :] = arr[:, :, src.width - 1 : src.width]
+            ok = None
+            if self.mask:
+                ok = np.ones((r, p.width), bool)
+                ok[:h, : src.width] = (src.read_masks(window=win) > 0).all(0)
+            return buf, ok
 
-    def submit(self, y: int) -> Future:
-        return self.pool.submit(self._read, y)
+    def submit(self, c: int) -> Future:
+        return self.pool.submit(self._read, c)
 
 
-def _write_strip(d2, d3, plan: TilePlan, H: int, W: int, y: int, v2, hv, ok, done) -> None:
-    """Writer thread: wait for the device copies, apply nodata, crop the padding, write."""
-    if done is not None:
-        done.synchronize()
-    v2 = v2.numpy() if isinstance(v2, torch.Tensor) else v2
-    n = v2.shape[0]
-    if ok is not None:
-        v2[~ok[:n]] = NODATA_2D
-    d2.write(v2[None, : min(n, H - y), :W], window=Window(0, y, W, min(n, H - y)))
-    if d3 is not None:
-        hv = hv.numpy() if isinstance(hv, torch.Tensor) else hv
-        if ok is not None:
-            hv[~ok[:n].reshape(n // 2, 2, plan.width // 2, 2).all((1, 3))] = NODATA_3D
-        d3.write(hv[None], window=Window(0, y // 2, plan.width // 2, n // 2))
+class _BlockWriter:
+    """Writer-thread state: finished strips (nodata applied) are held until whole block rows are
+    complete (``ALIGN`` rows of the 2D grid, one block row of the half-resolution 3D grid), so GDAL
+    compresses each block once and never reads back a partly written one."""
+
+    ALIGN = 512  # 2 × 256-row blocks of change_2d, 1 of change_3d
+
+    def __init__(self, d2, d3, plan: TilePlan, H: int, W: int, timer: _Timer) -> None:
+        self.d2, self.d3, self.plan, self.H, self.W, self.timer = d2, d3, plan, H, W, timer
+        self.y = 0  # first row not written yet
+        self.parts: list[tuple[np.ndarray, np.ndarray | None]] = []
+
+    def add(self, v2, hv, ok, done) -> None:
+        """Take the rows after the pending ones (their device copies finish at event ``done``)."""
+        if done is not None:
+            with self.timer("write_wait_gpu_s"):
+                done.synchronize()
+        with self.timer("write_s"):
+            v2 = v2.numpy() if isinstance(v2, torch.Tensor) else v2
+            hv = hv.numpy() if isinstance(hv, torch.Tensor) else hv
+            n = v2.shape[0]
+            if ok is not None:
+                v2[~ok[:n]] = NODATA_2D
+                if hv is not None:
+                    hv[~ok[:n].reshape(n // 2, 2, self.plan.width // 2, 2).all((1, 3))] = NODATA_3D
+            self.parts.append((v2, hv))
+            self._flush(final=False)
+
+    def close(self) -> None:
+        with self.timer("write_s"):
+            self._flush(final=True)
+
+    def _flush(self, final: bool) -> None:
+        pending = sum(v.shape[0] for v, _ in self.parts)
+        n = pending if final else pending - pending % self.ALIGN
+        if n == 0:
+            return
+        v2 = np.concatenate([v for v, _ in self.parts])
+        hv = np.concatenate([h for _, h in self.parts]) if self.d3 is not None else None
+        y, H, W = self.y, self.H, self.W
+        rows = min(n, H - y)
+        self.d2.write(v2[None, :rows, :W], window=Window(0, y, W, rows))
+        if hv is not None:
+            self.d3.write(
+                hv[None, : n // 2], window=Window(0, y // 2, self.plan.width // 2, n // 2)
+            )
+        self.parts = [] if n == pending else [(v2[n:], None if hv is None else hv[n // 2 :])]
+        self.y += n
+
+
+def _blend_strided(acc, w, plan: TilePlan, k0: int, k1: int, base: int, f: int) -> None:
+    """Add windows ``k0..k1`` into ``acc`` with two in-place adds per row of windows: the even and
+    the odd windows of an evenly spaced run do not overlap (two strides cover a window), so each
+    set is one strided view of ``acc``; the flush last window of a row is added on its own."""
+    m, th, tw = len(plan.xs), plan.th // f, plan.tw // f
+    t = 0
+    for r in range(k0 // m, (k1 - 1) // m + 1):
+        j0, j1 = max(k0 - r * m, 0), min(k1 - r * m, m)
+        y = (plan.ys[r] - base) // f
+        xs = [x // f for x in plan.xs[j0:j1]]
+        n = len(xs)
+        if n > 2 and xs[-1] - xs[-2] != xs[1] - xs[0]:
+            n -= 1  # the last window sits flush with the edge, off the stride grid
+        d = xs[1] - xs[0] if n > 1 else tw
+        if 2 * d < tw:  # overlap over half a window: one add per window
+            n = 0
+        for q in range(min(n, 2)):
+            cnt = len(range(q, n, 2))
+            off = acc.storage_offset() + y * acc.stride(0) + xs[q]
+            view = acc.as_strided((cnt, th, tw), (2 * d, acc.stride(0), 1), off)
+            view += w[t + q : t + n : 2]
+        for i in range(n, len(xs)):
+            acc[y : y + th, xs[i] : xs[i] + tw] += w[t + i]
+        t += len(xs)
 
 
 def _run(
-    det, a, b, out: Path, cfg: PredictConfig, dev: torch.device, amp: bool, cl: bool, progress: bool
-) -> dict[str, Path]:
+    det, a, b, out: Path, cfg: PredictConfig, dev: torch.device, amp: bool, cl: bool,
+    progress: bool, stats: dict | None,
+) -> dict[str, Path]:  # fmt: skip
+    t_start = time.perf_counter()
+    timer = _Timer()
     H, W = a.height, a.width
     plan = plan_tiles(H, W, cfg)
     with_3d = getattr(det, "task", "3d") == "3d"  # a 2D-only detector writes change_2d.tif alone
@@ -275,6 +380,7 @@ def _run(
     )  # fmt: skip
     m, th, tw, rows = len(plan.xs), plan.th, plan.tw, plan.rows
     f32 = {"device": dev, "dtype": torch.float32}
+    i64 = {"device": dev, "dtype": torch.long}
 
     def weights(starts, size, n, taper):
         return torch.from_numpy(norm_weights(list(starts), size, n, taper)).to(dev)
@@ -287,12 +393,26 @@ def _run(
     wx3 = weights([x // 2 for x in plan.xs], tw // 2, plan.width // 2, cfg.overlap // 2)
     win_row = torch.arange(plan.windows, device=dev) // m
     win_col = torch.arange(plan.windows, device=dev) % m
+    chunk = chunk_rows(a)
+    ring_rows = plan.ring_rows(chunk)
+    # window pixel → ring row / raster column, built on the device from the window's start
+    ys_dev, xs_dev = torch.tensor(plan.ys, **i64), torch.tensor(plan.xs, **i64)
+    row_off, col_off = torch.arange(th, **i64), torch.arange(tw, **i64)
     acc2 = torch.zeros(rows, plan.width, **f32)
     acc3 = torch.zeros(rows // 2, plan.width // 2, **f32) if with_3d else None
-    shapes = plan.device_buffers(a.count)
-    xa = torch.empty(shapes["before"], dtype=torch.uint8, device=dev)
-    xb = torch.empty(shapes["after"], dtype=torch.uint8, device=dev)
-    pin = dev.type == "cuda"
+    done2 = torch.empty(rows, plan.width, dtype=torch.uint8, device=dev)  # quantised finished rows
+    shapes = plan.device_buffers(a.count, chunk)
+    u8 = {"device": dev, "dtype": torch.uint8}
+    rings = [torch.empty(shapes[k], **u8) for k in ("ring_before", "ring_after")]
+    xs_in = [torch.empty(shapes[k], **u8) for k in ("before", "after")]
+    cuda = dev.type == "cuda"
+    pin = cuda
+    side = torch.cuda.Stream(dev) if cuda else None  # host → device copies overlap compute
+    for ring in rings if cuda else ():
+        ring.record_stream(side)
+    uploaded = torch.cuda.Event() if cuda else None
+    gathered = torch.cuda.Event() if cuda else None
+    gpu_marks: list = []  # (start, end) events per batch when stats are asked for
     from tqdm import tqdm
 
     bar = tqdm(total=plan.windows, desc="predict", unit="tile", disable=not progress)
@@ -305,24 +425,53 @@ def _run(
             d3 = stack.enter_context(
                 rasterio.open(stack.enter_context(atomic_path(paths["change_3d"])), "w", **p3)
             )
-        readers = [_RowReader(a, plan, pin), _RowReader(b, plan, pin)]
+        readers = [_ChunkReader(s, plan, chunk, pin, timer) for s in (a, b)]
+        masked = any(r.mask for r in readers)
         writer = ThreadPoolExecutor(1, thread_name_prefix="cd3d-write")
+        blocks = _BlockWriter(d2, d3, plan, H, W, timer)  # used by the writer thread only
         for pool in (writer, *(r.pool for r in readers)):  # shut down before the files close
             stack.callback(pool.shutdown, wait=True, cancel_futures=True)
-        ahead: dict[int, tuple[Future, Future]] = {}
-        got: dict[int, tuple] = {}
+        n_chunks = -(-plan.height // chunk)
+        stride = plan.ys[1] - plan.ys[0] if len(plan.ys) > 1 else th
+        ahead = max(1, -(-cfg.prefetch * stride // chunk))  # chunks read ahead of the ring
+        reads: dict[int, tuple[Future, Future]] = {}
+        masks: dict[int, np.ndarray] = {}
         writes: deque[Future] = deque()
+        state = {"submitted": 0, "loaded": 0, "gathered": False}  # chunks asked for / in the ring
         base, done_rows = 0, 0  # first pixel row held in the accumulators; rows of windows done
 
-        def row(i: int) -> tuple:
-            for r in range(i, min(i + cfg.prefetch + 1, len(plan.ys))):
-                if r not in ahead and r not in got:
-                    ahead[r] = tuple(rd.submit(plan.ys[r]) for rd in readers)
-            if i not in got:
-                (ta, oka), (tb, okb) = (f.result() for f in ahead.pop(i))
-                ok = oka if okb is None else okb if oka is None else oka & okb
-                got[i] = (ta, tb, ok)
-            return got[i]
+        def upload(r: int) -> None:
+            """Put every chunk that window row ``r`` needs into the device ring (side stream)."""
+            need = min(n_chunks, (plan.ys[r] + th - 1) // chunk + 1)
+            while state["submitted"] < min(n_chunks, need + ahead):
+                c = state["submitted"]
+                reads[c] = (readers[0].submit(c), readers[1].submit(c))
+                state["submitted"] += 1
+            if state["loaded"] >= need:
+                return
+            if cuda and state["gathered"]:  # slots are reused once the last batch has cut them
+                side.wait_event(gathered)
+            for c in range(state["loaded"], need):
+                with timer("wait_read_s"):
+                    (ta, oka), (tb, okb) = (f.result() for f in reads.pop(c))
+                if masked:
+                    masks[c] = oka if okb is None else okb if oka is None else oka & okb
+                slot = (c * chunk) % ring_rows
+                with torch.cuda.stream(side) if cuda else contextlib.nullcontext():
+                    for ring, t in zip(rings, (ta, tb)):
+                        ring[:, slot : slot + chunk].copy_(t, non_blocking=pin)
+            state["loaded"] = need
+            if cuda:
+                uploaded.record(side)
+
+        def strip_mask(y: int, end: int) -> np.ndarray | None:
+            if not masked:
+                return None
+            cs = range(y // chunk, (end - 1) // chunk + 1)
+            ok = np.concatenate([masks[c][max(y - c * chunk, 0) : end - c * chunk] for c in cs])
+            for c in [c for c in masks if (c + 1) * chunk <= end]:
+                del masks[c]
+            return ok
 
         def finish(i: int) -> None:
             """Copy the finished rows of window row ``i`` out and hand them to the writer."""
@@ -335,22 +484,23 @@ def _run(
                 if with_3d
                 else None
             )
-            for c in range(0, plan.width, CHUNK):
+            for c in range(0, plan.width, CHUNK):  # quantise on the device, chunk by chunk
                 p = acc2[o : o + n, c : c + CHUNK]
                 q = (p >= cfg.threshold) if cfg.output_2d == "mask" else torch.round(p * 254)
-                v2[:, c : c + CHUNK].copy_(q.to(torch.uint8), non_blocking=pin)
-                if with_3d:
-                    hv[:, c // 2 : (c + CHUNK) // 2].copy_(
-                        acc3[o // 2 : (o + n) // 2, c // 2 : (c + CHUNK) // 2], non_blocking=pin
-                    )
+                done2[:n, c : c + CHUNK] = q
+            # one contiguous copy per map (a strided copy into pinned memory would stage through
+            # pageable memory and block until the device is idle)
+            v2.copy_(done2[:n], non_blocking=pin)
+            if with_3d:
+                hv.copy_(acc3[o // 2 : (o + n) // 2], non_blocking=pin)
             ev = None
             if pin:  # the writer waits on the event, not the main thread
                 ev = torch.cuda.Event()
                 ev.record()
-            ok = got.pop(i)[2]
-            writes.append(writer.submit(_write_strip, d2, d3, plan, H, W, y, v2, hv, ok, ev))
-            while len(writes) > 2 or (writes and writes[0].done()):
-                writes.popleft().result()
+            writes.append(writer.submit(blocks.add, v2, hv, strip_mask(y, end), ev))
+            with timer("wait_write_s"):
+                while len(writes) > 2 or (writes and writes[0].done()):
+                    writes.popleft().result()
 
         def shift(s: int) -> None:
             """Drop the first ``s`` pixel rows of the accumulators (column chunk by chunk)."""
@@ -361,33 +511,63 @@ def _run(
                     acc[: acc.shape[0] - k, c : c + CHUNK] = acc[k:, c : c + CHUNK].clone()
                 acc[acc.shape[0] - k :] = 0
 
-        for k0, k1 in plan.batches:
-            nb, filled = k1 - k0, 0
-            for r in range(k0 // m, (k1 - 1) // m + 1):
-                j0, j1 = max(k0 - r * m, 0), min(k1 - r * m, m)
-                ta, tb, _ = row(r)
-                xa[filled : filled + j1 - j0].copy_(ta[j0:j1], non_blocking=pin)
-                xb[filled : filled + j1 - j0].copy_(tb[j0:j1], non_blocking=pin)
-                filled += j1 - j0
+        for bi, (k0, k1) in enumerate(plan.batches):
+            nb = k1 - k0
+            with timer("upload_s"):
+                upload((k1 - 1) // m)  # normally done during the previous batch
+            if stats is not None and cuda:
+                gpu_marks.append([torch.cuda.Event(enable_timing=True) for _ in range(2)])
+                gpu_marks[-1][0].record()
+            with timer("cut_s"):
+                if cuda:
+                    torch.cuda.current_stream(dev).wait_event(uploaded)
+                gy, gx = win_row[k0:k1], win_col[k0:k1]  # device indices: no host sync
+                ridx = ((ys_dev[gy][:, None] + row_off) % ring_rows)[:, :, None]
+                cidx = (xs_dev[gx][:, None] + col_off)[:, None, :]
+                for ring, x in zip(rings, xs_in):
+                    x[:nb].copy_(ring[:, ridx, cidx].transpose(0, 1))
+                if cuda:
+                    gathered.record()
+                state["gathered"] = True
             run = plan.batch if cfg.compile else nb  # compiled: one static batch shape
-            prob, hgt = infer(det, xa[:run], xb[:run], cfg.tta, amp, dev, cl)
-            gy, gx = win_row[k0:k1], win_col[k0:k1]  # device indices: no host sync
-            w2 = prob[:nb].float() * wy[gy][:, :, None] * wx[gx][:, None, :]
-            w3 = hgt[:nb].float() * wy3[gy][:, :, None] * wx3[gx][:, None, :] if with_3d else None
-            for t, k in enumerate(range(k0, k1)):
-                y, x = plan.ys[k // m] - base, plan.xs[k % m]
-                acc2[y : y + th, x : x + tw] += w2[t]
+            with timer("infer_s"):
+                prob, hgt = infer(det, xs_in[0][:run], xs_in[1][:run], cfg.tta, amp, dev, cl)
+            with timer("blend_s"):
+                w2 = prob[:nb].float() * wy[gy][:, :, None] * wx[gx][:, None, :]
+                w3 = None
                 if with_3d:
-                    acc3[y // 2 : (y + th) // 2, x // 2 : (x + tw) // 2] += w3[t]
+                    w3 = hgt[:nb].float() * wy3[gy][:, :, None] * wx3[gx][:, None, :]
+                _blend_strided(acc2, w2, plan, k0, k1, base, 1)
+                if with_3d:
+                    _blend_strided(acc3, w3, plan, k0, k1, base, 2)
+            if gpu_marks:
+                gpu_marks[-1][1].record()
             bar.update(nb)
-            while done_rows < len(plan.ys) and (done_rows + 1) * m <= k1:
-                finish(done_rows)
-                done_rows += 1
-                nxt = plan.ys[done_rows] if done_rows < len(plan.ys) else base
-                if nxt > base:
-                    shift(nxt - base)
-                    base = nxt
-        while writes:
-            writes.popleft().result()
+            if bi + 1 < len(plan.batches):  # read ahead while this batch runs
+                with timer("upload_s"):
+                    upload((plan.batches[bi + 1][1] - 1) // m)
+            with timer("finish_s"):
+                while done_rows < len(plan.ys) and (done_rows + 1) * m <= k1:
+                    finish(done_rows)
+                    done_rows += 1
+                    nxt = plan.ys[done_rows] if done_rows < len(plan.ys) else base
+                    if nxt > base:
+                        shift(nxt - base)
+                        base = nxt
+        t_loop = time.perf_counter()
+        writes.append(writer.submit(blocks.close))
+        with timer("wait_write_s"):
+            while writes:
+                writes.popleft().result()
     bar.close()
+    if stats is not None:
+        t_end = time.perf_counter()
+        stats.update({k: round(v, 4) for k, v in sorted(timer.s.items())})
+        stats.update(wall_s=round(t_end - t_start, 4), drain_s=round(t_end - t_loop, 4))
+        stats.update(chunk_rows=chunk, ring_rows=ring_rows, batches=len(plan.batches))
+        if gpu_marks:
+            torch.cuda.synchronize(dev)
+            busy = sum(s.elapsed_time(e) for s, e in gpu_marks) / 1e3
+            span = gpu_marks[0][0].elapsed_time(gpu_marks[-1][1]) / 1e3
+            stats.update(gpu_batches_s=round(busy, 4), gpu_span_s=round(span, 4))
     return paths
