@@ -2,7 +2,7 @@
 # One device call for the synthetic grid: mmcv (built, or unpacked from a carried build), the
 # build packed into $OUT for later calls, the CUDA speed benchmark, then grid rows until the
 # time is up; results are packed into $OUT even when the grid is cut short.
-# Usage (repo root, on the device): bash packages/groupexp-da/benchmarks/device_grid.sh \
+# Usage (repo root, on the device): [SPEED=0] bash packages/groupexp-da/benchmarks/device_grid.sh \
 #     TOTAL_SECONDS [gpu_grid.py options...]   (the grid gets what is left of TOTAL_SECONDS)
 set -uo pipefail
 TOTAL_S=${1:?total seconds}
@@ -28,16 +28,21 @@ if [ "$had_build" = 0 ]; then  # pack the build (package dir with _ext*.so) for 
     tar -C /tmp/mmcv -czf - mmcv | split -b 15M - "$OUT"/mmcv-build-2.1.0-sm90-py312.tgz.part-
     ls -l "$OUT"
 fi
-timeout 100 python3 $PKG/benchmarks/detector_speed.py --device cuda > "$OUT"/speed_cuda.json \
-    2> $WORK/speed.log || tail -5 $WORK/speed.log
-cat "$OUT"/speed_cuda.json
+if [ "${SPEED:-1}" != 0 ]; then  # SPEED=0 skips the speed benchmark (grid only)
+    timeout 100 python3 $PKG/benchmarks/detector_speed.py --device cuda > "$OUT"/speed_cuda.json \
+        2> $WORK/speed.log || tail -5 $WORK/speed.log
+    cat "$OUT"/speed_cuda.json
+fi
 wait $SYNTH || tail -5 $WORK/synth.log
 GRID_S=$(( T0 + TOTAL_S - 25 - $(date +%s) ))
 echo "grid starts after $(( $(date +%s) - T0 )) s with ${GRID_S} s left"
 timeout -k 5 "$GRID_S" python3 $PKG/benchmarks/gpu_grid.py --out $WORK "$@" > $WORK/grid.log 2>&1
 echo "grid rc $? after $(( $(date +%s) - T0 )) s"
+# rebuilt from the run folders, so a grid cut short still gives its finished rows
+python3 $PKG/benchmarks/gpu_grid.py --out $WORK --summarize "$@" > "$OUT"/grid_summary.json \
+    2> $WORK/summary.log || tail -3 $WORK/summary.log
 (cd $WORK && find . \( -name '*.json' -o -name '*.log' -o -name '*.png' \) \
     -not -path './data_*' -size -2M | tar -czf "$OUT"/grid_results.tgz -T -)
 tail -3 $WORK/grid.log
-cat $WORK/grid.json 2>/dev/null | python3 -c "import json,sys; r=json.load(sys.stdin); \
-print(json.dumps({k: r.get(k) for k in ('rows', 'labels', 'groups', 'timings')}))"
+python3 -c "import json,sys; r=json.load(open(sys.argv[1])); \
+print(json.dumps({k: r.get(k) for k in ('rows', 'summary', 'partial')}))" "$OUT"/grid_summary.json

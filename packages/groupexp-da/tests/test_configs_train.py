@@ -38,6 +38,25 @@ def test_config_builds_model_and_pipeline(name):
     assert cfg.val_evaluator.type == "CarAPMetric"
 
 
+@pytest.mark.parametrize("name", SHIPPED)
+def test_grid_is_consistent_where_the_shared_model_bases_are_overridden(name):
+    """The model bases (_base_/models/) hold literals; a config on another grid must override
+    every key that depends on it: range and voxel size agree everywhere, the BEV/sparse shape
+    equals range / voxel size, and the anchors span the range."""
+    m = Config.fromfile(str(resolve_config(name))).model
+    layer = m.data_preprocessor.voxel_layer
+    pcr, vox = np.array(layer.point_cloud_range), np.array(layer.voxel_size)
+    cells = np.round((pcr[3:] - pcr[:3]) / vox).astype(int)  # x, y, z
+    if m.voxel_encoder.type == "PillarFeatureNet":
+        assert m.voxel_encoder.point_cloud_range == layer.point_cloud_range
+        assert m.voxel_encoder.voxel_size == layer.voxel_size
+        assert list(m.middle_encoder.output_shape) == [cells[1], cells[0]]
+    else:
+        assert list(m.middle_encoder.sparse_shape) == [cells[2] + 1, cells[1], cells[0]]
+    rng = np.array(m.bbox_head.anchor_generator.ranges[0])
+    assert np.allclose(rng[[0, 1, 3, 4]], pcr[[0, 1, 3, 4]])
+
+
 def test_unknown_config_is_a_clear_error():
     with pytest.raises(GroupExpError, match="shipped"):
         resolve_config("no_such_config")

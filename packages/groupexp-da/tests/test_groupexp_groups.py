@@ -180,3 +180,42 @@ def test_dominant_group_cannot_empty_the_others():
     g2.keep_nonempty = False
     assert g2.assign(x).tolist() == [0, 0, 0, 0, 0]
     assert g.assign(torch.tensor([[0.0, 3.0]])).item() == 0  # fewer objects than groups: as is
+
+
+def test_var_reg_adds_to_the_variance_in_eq1_only():
+    """var_reg = 1 (the authors' reg_covar): variances (2,2), (10,10) in Eq. 1, by hand
+    log .5 − ½(2 log 2π + 2 log 2 + 9/2) = −5.4742 and log .5 − ½(2 log 2π + 2 log 10 + 25/10)
+    = −6.0836, so the nearer group wins where the wide one did without it (T4)."""
+    g = _two_groups([0.5, 0.5])
+    g.var_reg = 1.0
+    x = torch.tensor([[0.0, 3.0]])
+    assert torch.allclose(g.log_joint(x)[0], torch.tensor([-5.4742, -6.0836]), atol=1e-4)
+    assert g.assign(x).item() == 0
+    assert torch.equal(g.var, torch.tensor([[1.0, 1.0], [9.0, 9.0]]))  # buffers untouched
+
+
+def test_centred_assignment_ignores_a_common_drift():
+    """A shift shared by every descriptor (the descriptor net drifting between EMA updates)
+    sends every object to one group in the raw frame; centred, the groups are unchanged."""
+    g = GaussianGroups(2, 2, keep_nonempty=False)
+    g.mu.copy_(torch.tensor([[0.0, 0.0], [4.0, 0.0]]))
+    g.weight.copy_(torch.tensor([0.5, 0.5]))
+    x = torch.tensor([[0.2, 0.0], [-0.3, 0.1], [3.9, 0.2], [4.2, -0.1]])
+    drift = torch.tensor([6.0, 1.0])
+    assert g.assign(x).tolist() == [0, 0, 1, 1]
+    assert g.assign(x + drift).tolist() == [1, 1, 1, 1]
+    g.center = True
+    assert torch.allclose(g.mixture_mean(), torch.tensor([2.0, 0.0]))
+    assert g.assign(x).tolist() == g.assign(x + drift).tolist() == [0, 0, 1, 1]
+
+
+def test_centred_losses_equal_eq6_eq7_of_the_centred_vectors():
+    off = torch.tensor([30.0, -5.0, 12.0])
+    mu = torch.tensor([[1.0, 0, 0], [1, 1, 0], [-1, 0, 0]])
+    assert repulsion_loss(mu + off).item() > 2.9  # a shared offset: every pair nearly parallel
+    assert abs(repulsion_loss(mu + off, center=off).item() - 0.70711) < 1e-4
+    f = torch.tensor([[1.0, 0], [0, 1], [1, 1]])
+    m2 = torch.tensor([[1.0, 0], [0, 1]])
+    o2 = torch.tensor([50.0, 50.0])
+    centred = attraction_loss(f + o2, torch.tensor([0, 0, 1]), m2 + o2, center=o2)
+    assert abs(centred.item() - 0.43096) < 1e-4

@@ -24,6 +24,8 @@ GROUP_DEFAULTS = dict(
     var_floor=1e-3,
     assign="gmm",
     keep_nonempty=True,
+    var_reg=1.0,
+    center="mixture",
     lambda_rep=0.5,
     lambda_att=0.5,
     lambda_det=1.0,
@@ -58,6 +60,10 @@ class GroupExpVoxelNet(VoxelNet):
                 f"model.bbox_head.n_groups={head_n} (bbox_head must be a "
                 "GroupExpAnchor3DHead with the same n_groups)"
             )
+        if g["center"] not in ("none", "mixture"):
+            raise GroupExpError(
+                f"model.group_cfg.center must be 'none' or 'mixture', got {g['center']!r}"
+            )
         if g["loss_form"] not in ("paper", "code"):
             raise GroupExpError(
                 f"model.group_cfg.loss_form must be 'paper' or 'code', got {g['loss_form']!r}"
@@ -70,6 +76,8 @@ class GroupExpVoxelNet(VoxelNet):
             g["var_floor"],
             g["assign"],
             g["keep_nonempty"],
+            g["var_reg"],
+            center=g["center"] == "mixture",
         )
         self.collect_groups = False
         self.group_log: list[torch.Tensor] = []  # per step (M, 6), read by GroupStatsHook
@@ -158,9 +166,13 @@ class GroupExpVoxelNet(VoxelNet):
         )
         stats = self.groups.batch_stats(feats[upd], groups[upd])
         mu = self.groups.blend(stats)
+        center = None
+        if self.groups.center and len(feats):  # blended like mu, so mu - center has no drift
+            a = self.groups.alpha
+            center = a * self.groups.mixture_mean() + (1 - a) * feats.detach().mean(0)
         if g["loss_form"] == "paper":
-            losses["loss_att"] = g["lambda_att"] * attraction_loss(feats, groups, mu)
-            losses["loss_rep"] = g["lambda_rep"] * repulsion_loss(mu)
+            losses["loss_att"] = g["lambda_att"] * attraction_loss(feats, groups, mu, center)
+            losses["loss_rep"] = g["lambda_rep"] * repulsion_loss(mu, center)
         else:
             losses["loss_att"] = g["lambda_att"] * attraction_loss_code(
                 feats, groups, g["n_groups"]
@@ -168,8 +180,9 @@ class GroupExpVoxelNet(VoxelNet):
             losses["loss_rep"] = g["lambda_rep"] * repulsion_loss_code(mu)
         metas = [ds.metainfo for ds in batch_data_samples]
         targets = self.branch_targets(batch_data_samples, obj, groups)
+        query = mu if center is None else mu - center
         losses.update(
-            self.bbox_head.loss_groups(x, mu, targets, metas, g["lambda_det"] / g["n_groups"])
+            self.bbox_head.loss_groups(x, query, targets, metas, g["lambda_det"] / g["n_groups"])
         )
         self.groups.commit(stats)
         counts = torch.bincount(groups, minlength=g["n_groups"])
@@ -204,5 +217,8 @@ class GroupExpVoxelNet(VoxelNet):
         self.groups.require_initialized("model.groups (collect_groups)")
         x = self.extract_feat(batch_inputs_dict)
         metas = [ds.metainfo for ds in batch_data_samples]
-        results = self.bbox_head.predict_union(x, self.groups.mu, metas)
+        mu = self.groups.mu
+        if self.groups.center:
+            mu = mu - self.groups.mixture_mean()
+        results = self.bbox_head.predict_union(x, mu, metas)
         return self.add_pred_to_datasample(batch_data_samples, results)

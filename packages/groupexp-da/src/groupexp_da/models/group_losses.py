@@ -7,17 +7,24 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def repulsion_loss(mu: Tensor) -> Tensor:
-    """Σ_{i<j} max(0, cos(mu_i, mu_j))."""
+def repulsion_loss(mu: Tensor, center: Tensor | None = None) -> Tensor:
+    """Σ_{i<j} max(0, cos(mu_i − c, mu_j − c)); ``center`` c = None is Eq. 6 as written."""
+    if center is not None:
+        mu = mu - center
     c = F.cosine_similarity(mu[:, None, :], mu[None, :, :], dim=-1)
     iu = torch.triu_indices(len(mu), len(mu), offset=1, device=mu.device)
     return torch.relu(c[iu[0], iu[1]]).sum()
 
 
-def attraction_loss(feats: Tensor, groups: Tensor, mu: Tensor) -> Tensor:
-    """Mean over objects of 1 − cos(F_k, mu_{G_k}) (Eq. 7 divided by the object count)."""
+def attraction_loss(
+    feats: Tensor, groups: Tensor, mu: Tensor, center: Tensor | None = None
+) -> Tensor:
+    """Mean over objects of 1 − cos(F_k − c, mu_{G_k} − c) (Eq. 7 divided by the object count;
+    ``center`` c = None is the equation as written)."""
     if len(feats) == 0:
         return mu.sum() * 0.0
+    if center is not None:
+        feats, mu = feats - center, mu - center
     return (1 - F.cosine_similarity(feats, mu[groups], dim=-1)).mean()
 
 

@@ -27,6 +27,8 @@ class GaussianGroups(nn.Module):
         var_floor: float = 1e-3,
         assign: str = "gmm",
         keep_nonempty: bool = True,
+        var_reg: float = 0.0,
+        center: bool = False,
     ) -> None:
         super().__init__()
         if assign not in ("gmm", "nearest"):
@@ -34,6 +36,8 @@ class GaussianGroups(nn.Module):
         self.n_groups, self.dim, self.alpha = int(n_groups), int(dim), float(alpha)
         self.var_floor, self.assign_mode = float(var_floor), assign
         self.keep_nonempty = bool(keep_nonempty)
+        self.var_reg = float(var_reg)  # added to var in Eq. 1 only (the code's reg_covar)
+        self.center = bool(center)
         self.register_buffer("mu", torch.zeros(n_groups, dim))
         self.register_buffer("var", torch.ones(n_groups, dim))
         self.register_buffer("weight", torch.full((n_groups,), 1.0 / n_groups))
@@ -73,9 +77,14 @@ class GaussianGroups(nn.Module):
         self.initialized.fill_(True)
         return labels
 
+    def mixture_mean(self) -> Tensor:
+        """Σ_i w_i mu_i of the buffers (no gradient): the descriptors' running mean."""
+        w = self.weight / self.weight.sum().clamp_min(1e-12)
+        return (w[:, None] * self.mu).sum(0)
+
     def log_joint(self, x: Tensor) -> Tensor:
-        """(N, D) → (N, G): log w_i + log N(x | mu_i, diag var_i)."""
-        var = self.var.to(x)
+        """(N, D) → (N, G): log w_i + log N(x | mu_i, diag(var_i + var_reg))."""
+        var = self.var.to(x) + self.var_reg
         d2 = ((x[:, None, :] - self.mu.to(x)[None]) ** 2 / var[None]).sum(-1)
         log_det = torch.log(var).sum(-1)
         return torch.log(self.weight.to(x).clamp_min(1e-12))[None] - 0.5 * (
@@ -90,6 +99,8 @@ class GaussianGroups(nn.Module):
         """Eq. 2 (``gmm``) or nearest mean (``nearest``): (N,) group ids."""
         if len(x) == 0:
             return torch.zeros(0, dtype=torch.long, device=x.device)
+        if self.center:  # move the batch's mean onto the buffers' mixture mean (drift-free)
+            x = x - x.mean(0) + self.mixture_mean().to(x)
         if self.assign_mode == "nearest":
             score = -torch.cdist(x, self.mu.to(x))
         else:

@@ -11,6 +11,11 @@ groupexp_model = dict(
         n_groups=n_groups,
         alpha=0.8,
         assign="gmm",
+        # Kept apart (README "descriptor collapse"): Eq. 1 with var + 1 (the authors' reg_covar)
+        # and assignment, L_rep/L_att and the branch queries in the frame centred on the
+        # descriptors' mean. center='none', var_reg=0.0 is the paper read literally.
+        var_reg=1.0,
+        center="mixture",
         lambda_rep=0.5,
         lambda_att=0.5,
         lambda_det=1.0,

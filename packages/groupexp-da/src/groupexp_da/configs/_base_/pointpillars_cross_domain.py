@@ -1,6 +1,7 @@
 # PointPillars for cross-dataset car detection (KITTI / nuScenes / Waymo info files made by
 # mmdet3d's converters). xyz-only points, per-dataset z-shift (road at z ~ 0), car only,
 # KITTI front-view range shared by every domain.
+_base_ = ["./models/pointpillars.py"]
 custom_imports = dict(imports=["groupexp_da.register"], allow_failed_imports=False)
 default_scope = "mmdet3d"
 
@@ -26,86 +27,6 @@ meta_keys = (
     "domain",
 )
 lidar = dict(use_lidar=True, use_camera=False)
-
-model = dict(
-    type="VoxelNet",
-    data_preprocessor=dict(
-        type="Det3DDataPreprocessor",
-        voxel=True,
-        voxel_layer=dict(
-            max_num_points=32,
-            point_cloud_range=point_cloud_range,
-            voxel_size=voxel_size,
-            max_voxels=(16000, 40000),
-        ),
-    ),
-    voxel_encoder=dict(
-        type="PillarFeatureNet",
-        in_channels=3,
-        feat_channels=[64],
-        with_distance=False,
-        voxel_size=voxel_size,
-        point_cloud_range=point_cloud_range,
-    ),
-    middle_encoder=dict(type="PointPillarsScatter", in_channels=64, output_shape=[496, 432]),
-    backbone=dict(
-        type="SECOND",
-        in_channels=64,
-        layer_nums=[3, 5, 5],
-        layer_strides=[2, 2, 2],
-        out_channels=[64, 128, 256],
-    ),
-    neck=dict(
-        type="SECONDFPN",
-        in_channels=[64, 128, 256],
-        upsample_strides=[1, 2, 4],
-        out_channels=[128, 128, 128],
-    ),
-    bbox_head=dict(
-        type="IgnoreAwareAnchor3DHead",
-        num_classes=1,
-        in_channels=384,
-        feat_channels=384,
-        use_direction_classifier=True,
-        assign_per_class=False,
-        anchor_generator=dict(
-            type="AlignedAnchor3DRangeGenerator",
-            ranges=[[0, -39.68, -0.18, 69.12, 39.68, -0.18]],
-            sizes=[[3.9, 1.6, 1.56]],
-            rotations=[0, 1.57],
-            reshape_out=True,
-        ),
-        diff_rad_by_sin=True,
-        bbox_coder=dict(type="DeltaXYZWLHRBBoxCoder"),
-        loss_cls=dict(
-            type="mmdet.FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0
-        ),
-        loss_bbox=dict(type="mmdet.SmoothL1Loss", beta=1.0 / 9.0, loss_weight=2.0),
-        loss_dir=dict(type="mmdet.CrossEntropyLoss", use_sigmoid=False, loss_weight=0.2),
-    ),
-    train_cfg=dict(
-        assigner=dict(
-            type="Max3DIoUAssigner",
-            iou_calculator=dict(type="mmdet3d.BboxOverlapsNearest3D"),
-            pos_iou_thr=0.6,
-            neg_iou_thr=0.45,
-            min_pos_iou=0.45,
-            ignore_iof_thr=-1,
-        ),
-        allowed_border=0,
-        pos_weight=-1,
-        debug=False,
-    ),
-    test_cfg=dict(
-        use_rotate_nms=True,
-        nms_across_levels=False,
-        nms_thr=0.01,
-        score_thr=0.1,
-        min_bbox_size=0,
-        nms_pre=100,
-        max_num=50,
-    ),
-)
 
 
 def _train_pipeline(shift):

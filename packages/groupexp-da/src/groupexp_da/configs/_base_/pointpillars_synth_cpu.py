@@ -1,5 +1,6 @@
 # PointPillars (small, CPU-friendly) on the synthetic LiDAR domain-shift benchmark.
 # Points are xyz only and z-shifted per domain (info `z_shift`) so the road is near z = 0.
+_base_ = ["./models/pointpillars.py"]
 custom_imports = dict(imports=["groupexp_da.register"], allow_failed_imports=False)
 default_scope = "mmdet3d"
 
@@ -24,83 +25,25 @@ meta_keys = (
     "domain",
 )
 
+# the shared PointPillars model (./models/pointpillars.py) on this smaller grid and narrower net
 model = dict(
-    type="VoxelNet",
     data_preprocessor=dict(
-        type="Det3DDataPreprocessor",
-        voxel=True,
         voxel_layer=dict(
-            max_num_points=32,
             point_cloud_range=point_cloud_range,
             voxel_size=voxel_size,
             max_voxels=(12000, 20000),
         ),
     ),
     voxel_encoder=dict(
-        type="PillarFeatureNet",
-        in_channels=3,
-        feat_channels=[32],
-        with_distance=False,
-        voxel_size=voxel_size,
-        point_cloud_range=point_cloud_range,
+        feat_channels=[32], voxel_size=voxel_size, point_cloud_range=point_cloud_range
     ),
-    middle_encoder=dict(type="PointPillarsScatter", in_channels=32, output_shape=[160, 160]),
-    backbone=dict(
-        type="SECOND",
-        in_channels=32,
-        layer_nums=[2, 3, 3],
-        layer_strides=[2, 2, 2],
-        out_channels=[32, 64, 128],
-    ),
-    neck=dict(
-        type="SECONDFPN",
-        in_channels=[32, 64, 128],
-        upsample_strides=[1, 2, 4],
-        out_channels=[64, 64, 64],
-    ),
+    middle_encoder=dict(in_channels=32, output_shape=[160, 160]),
+    backbone=dict(in_channels=32, layer_nums=[2, 3, 3], out_channels=[32, 64, 128]),
+    neck=dict(in_channels=[32, 64, 128], out_channels=[64, 64, 64]),
     bbox_head=dict(
-        type="IgnoreAwareAnchor3DHead",
-        num_classes=1,
         in_channels=192,
         feat_channels=192,
-        use_direction_classifier=True,
-        assign_per_class=False,
-        anchor_generator=dict(
-            type="AlignedAnchor3DRangeGenerator",
-            ranges=[[0, -19.2, -0.1, 38.4, 19.2, -0.1]],
-            sizes=[[3.9, 1.6, 1.56]],
-            rotations=[0, 1.57],
-            reshape_out=True,
-        ),
-        diff_rad_by_sin=True,
-        bbox_coder=dict(type="DeltaXYZWLHRBBoxCoder"),
-        loss_cls=dict(
-            type="mmdet.FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0
-        ),
-        loss_bbox=dict(type="mmdet.SmoothL1Loss", beta=1.0 / 9.0, loss_weight=2.0),
-        loss_dir=dict(type="mmdet.CrossEntropyLoss", use_sigmoid=False, loss_weight=0.2),
-    ),
-    train_cfg=dict(
-        assigner=dict(
-            type="Max3DIoUAssigner",
-            iou_calculator=dict(type="mmdet3d.BboxOverlapsNearest3D"),
-            pos_iou_thr=0.6,
-            neg_iou_thr=0.45,
-            min_pos_iou=0.45,
-            ignore_iof_thr=-1,
-        ),
-        allowed_border=0,
-        pos_weight=-1,
-        debug=False,
-    ),
-    test_cfg=dict(
-        use_rotate_nms=True,
-        nms_across_levels=False,
-        nms_thr=0.01,
-        score_thr=0.1,
-        min_bbox_size=0,
-        nms_pre=100,
-        max_num=50,
+        anchor_generator=dict(ranges=[[0, -19.2, -0.1, 38.4, 19.2, -0.1]]),
     ),
 )
 
