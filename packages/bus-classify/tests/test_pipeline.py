@@ -55,7 +55,8 @@ def test_training_writes_checkpoints_and_loss_goes_down(trained):
     state = [
         v
         for k, v in ckpt["callbacks"].items()
-        if k.startswith("ModelCheckpoint") and v["monitor"] == "val_auc"
+        if k.startswith(("ModelCheckpoint", "SelectFromEpochCheckpoint"))
+        and v["monitor"] == "val_auc"
     ][0]
     assert state["monitor"] == "val_auc" and float(state["best_model_score"]) == pytest.approx(
         best_auc

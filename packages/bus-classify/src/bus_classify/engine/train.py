@@ -1,5 +1,6 @@
 """Train a classifier with Lightning: class imbalance handled, best checkpoint on a validation
-metric the majority class cannot win (ROC-AUC by default), per-epoch log, resume."""
+metric the majority class cannot win (ROC-AUC by default), optionally only after the LR warm-up
+(``select_from_epoch``), per-epoch log, resume."""
 
 from __future__ import annotations
 
@@ -41,6 +42,48 @@ def resolve_loss(loss: str, labels: list[int], num_classes: int) -> str:
     counts = [labels.count(c) for c in range(num_classes)]
     present = [c for c in counts if c]
     return "weighted_ce" if max(present) > IMBALANCE_RATIO * min(present) else "ce"
+
+
+def selection_start(cfg: dict) -> int:
+    """First 1-based epoch whose checkpoint may be kept as best and that early stopping counts.
+
+    ``select_from_epoch`` is null (every epoch, 1), an int, or ``auto``: the epoch after the
+    one-cycle warm-up (its first 20 % of the epochs; 1 for other schedulers). Clamped to the
+    last epoch so a run always keeps a best checkpoint."""
+    value, epochs = cfg.get("select_from_epoch"), int(cfg["epochs"])
+    if value is None:
+        return 1
+    if value == "auto":
+        value = -(-epochs // 5) + 1 if cfg["scheduler"] == "onecycle" else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BusClassifyError(
+            f"select_from_epoch must be null, auto or an int >= 1, got {value!r}"
+        )
+    return min(value, epochs)
+
+
+class SelectFromEpochCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that neither saves nor ranks epochs before ``from_epoch`` (1-based)."""
+
+    def __init__(self, *args, from_epoch: int = 1, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.from_epoch = from_epoch
+
+    def _should_skip_saving_checkpoint(self, trainer) -> bool:
+        early = trainer.current_epoch + 1 < self.from_epoch
+        return early or super()._should_skip_saving_checkpoint(trainer)
+
+
+class SelectFromEpochEarlyStopping(EarlyStopping):
+    """EarlyStopping whose patience (and best score) start at epoch ``from_epoch`` (1-based)."""
+
+    def __init__(self, *args, from_epoch: int = 1, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.from_epoch = from_epoch
+
+    def _should_skip_check(self, trainer) -> bool:
+        early = trainer.current_epoch + 1 < self.from_epoch
+        return early or super()._should_skip_check(trainer)
 
 
 class EpochLog(Callback):
@@ -107,7 +150,11 @@ def train(
     if accelerator == "auto":
         accelerator = "cuda" if torch.cuda.is_available() else "cpu"
     ckpt_dir = out / "checkpoints"
-    best_cb = ModelCheckpoint(
+    start = selection_start(cfg)
+    if start > 1:
+        log.info("best checkpoint and early stopping from epoch %d on", start)
+    best_cb = SelectFromEpochCheckpoint(
+        from_epoch=start,
         dirpath=ckpt_dir,
         filename="best",
         monitor=monitor,
@@ -131,7 +178,9 @@ def train(
         callbacks.insert(0, EMAWeightAveraging(decay=decay))
     if cfg["patience"] is not None:
         callbacks.append(
-            EarlyStopping(monitor, patience=int(cfg["patience"]), mode=MONITORS[monitor])
+            SelectFromEpochEarlyStopping(
+                monitor, patience=int(cfg["patience"]), mode=MONITORS[monitor], from_epoch=start
+            )
         )
     if progress:
         from lightning.pytorch.callbacks import RichProgressBar
