@@ -6,8 +6,8 @@
 # then: export PYTHONPATH=/tmp/mmcv:/tmp/site:packages/groupexp-da/src
 set -euo pipefail
 CARRY=${1:-.carry/groupexp-da}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site "$CARRY"/whl/*.whl
+[ -d /tmp/site/mmdet3d ] || python3 -m pip install -q --no-index --no-deps --no-compile \
+    --no-cache-dir --upgrade --target /tmp/site "$CARRY"/whl/*.whl
 # a build packed by benchmarks/device_grid.sh (carried, never committed) saves the ~5 min build
 if ls "$CARRY"/mmcv-build-*.tgz.part-* >/dev/null 2>&1; then
     [ -e /tmp/mmcv/mmcv ] || { mkdir -p /tmp/mmcv && cat "$CARRY"/mmcv-build-*.tgz.part-* |

@@ -1,15 +1,19 @@
 """Ablation grid A0-A6 on the synthetic benchmark (GPU), several runs sharing one GPU.
 
-Stage 1 (every seed and row at once): A0 plain source-only, A1 source + ROS, G source + ROS +
-group head. Self-training (every seed and row at once, each from its stage 1): A2 ST3D, A3 ST3D + source mixing,
-A4 GroupEXP (explorative update, union labels, swap), A5 GroupEXP with the groups frozen after
-stage 1 (no group losses in self-training; union labels only, as the authors' code),
-A6 GroupEXP with baseline-only pseudo labels. Prints one JSON object (AP per row and seed,
-pseudo-label precision/recall per round, mean ± sd over seeds in ``summary``) and writes it
-to ``--out``/grid.json; recall heatmaps of A2 and A4 for ``--recall-seeds``.
+Stage 1: A0 plain source-only, A1 source + ROS, G source + ROS + group head. Self-training,
+each from its stage 1: A2 ST3D, A3 ST3D + source mixing, A4 GroupEXP (explorative update,
+union labels, swap), A5 GroupEXP with the groups frozen after stage 1 (no group losses in
+self-training; union labels only, as the authors' code), A6 GroupEXP with baseline-only pseudo
+labels. Every run is a subprocess; at most ``--max-parallel`` run at once, each as soon as its
+stage 1 is done, seed by seed (so a run cut short by a time limit has whole seeds), and a run
+whose ``job.json`` exists is skipped (resume; ``--pack-stage1`` packs finished stage-1 runs,
+weights only, to carry into a later call). ``grid.json`` under ``--out`` is rewritten after
+every finished run: AP per row and seed, pseudo-label precision/recall per round, group
+statistics, recall heatmaps (A1, A2, A4 for ``--recall-seeds``) and mean ± sd over seeds in
+``summary``; the same object is printed at the end.
 
-    python benchmarks/gpu_grid.py --out OUT --frames-source 300 --frames-target 250 \\
-        --epochs 8 --rounds 2 --st3d-epochs 2 --seeds 0,1,2
+    python benchmarks/gpu_grid.py --out OUT --frames-source 300 --frames-target 200 \\
+        --epochs 6 --rounds 2 --st3d-epochs 1 --seeds 0,1,2
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ def _job(a) -> None:
 
     torch.set_num_threads(a.threads)
     data, work = Path(a.data), Path(a.work)
+    if a.kind == "recall":
+        return _recall_job(a.row, data, work, Path(a.recall_out), a.device)
     if a.kind == "stage1":
         ckpt, m = _train(a.config, data, work, a.epochs, a.workers)
         res = {"checkpoint": ckpt, "metrics": m}
@@ -60,8 +66,40 @@ def _job(a) -> None:
         )
         set_workers(cfg, a.workers)
         cfg.st3d.rounds, cfg.st3d.epochs_per_round = a.rounds, a.st3d_epochs
-        res = {"history": adapt(cfg, a.ckpt, work, device=a.device)}
+        # the stage-1 run's folder, wherever it was written (e.g. unpacked from a carried tar)
+        name = Path(json.loads(Path(a.ckpt_from).read_text())["checkpoint"]).name
+        ckpt = str(Path(a.ckpt_from).parent / name)
+        res = {"history": adapt(cfg, ckpt, work, device=a.device)}
     (work / "job.json").write_text(json.dumps(res))
+    return None
+
+
+def _recall_job(row: str, data: Path, work: Path, rec: Path, device: str) -> None:
+    """Mechanism M1: recall by kind of car of a run's detections on the target val split
+    and, for a self-training row, of its last round's pseudo labels (target train split)."""
+    from groupexp_da.eval.recall import write_recall
+    from groupexp_da.eval.recall_run import run_recall
+
+    job = json.loads((work / "job.json").read_text())
+    if row in STAGE1:
+        ckpt, config, pl = str(work / Path(job["checkpoint"]).name), STAGE1[row], None
+    else:
+        last = [h for h in job["history"] if h["round"] >= 0][-1]
+        ckpt, config = last["checkpoint"], SELF[row][0]
+        pl = Path(last["checkpoint"]).parent / "pseudo_labels.pkl"
+    tables = {}
+    det = run_recall(
+        data / "target" / "val_infos.pkl",
+        rec / "_det",
+        checkpoint=ckpt,
+        config=config,
+        device=device,
+    )
+    tables["detections (target val)"] = det["tables"]["detections"]
+    if pl is not None:
+        lab = run_recall(data / "target" / "train_infos.pkl", rec / "_pl", pseudo=str(pl))
+        tables["last pseudo labels (target train)"] = lab["tables"]["pseudo labels"]
+    write_recall(rec, tables)  # recall.json last: the driver's "done" mark
 
 
 def _warm_numba() -> None:
@@ -119,6 +157,122 @@ def _group_weights(out: Path, seed: int, acc: dict) -> dict:
     return acc
 
 
+def _plan(a, out: Path, seeds: list[int], rows: set[str]) -> list[dict]:
+    """Every run of the grid as a job with its dependencies, in priority order: seed by seed,
+    stage 1 before self-training (A4 and A2 first), recall heatmaps last."""
+
+    def common(seed: int) -> list[str]:
+        return [
+            *("--data", str(out / f"data_s{seed}"), "--epochs", str(a.epochs)),
+            *("--workers", str(a.workers), "--device", a.device, "--threads", str(a.threads)),
+        ]
+
+    recall_seeds = {int(s) for s in a.recall_seeds.split(",") if s != ""}
+    jobs = []
+    for seed in seeds:
+        for row, cfg in STAGE1.items():
+            if row in rows:
+                work = out / f"s{seed}_{row}"
+                args = ["--kind", "stage1", "--config", cfg, "--work", str(work), *common(seed)]
+                jobs.append(dict(key=f"s{seed}_{row}", args=args, deps=[], done=work / "job.json"))
+        for row in ("A4", "A2", "A6", "A5", "A3"):
+            if row not in rows:
+                continue
+            cfg, src, opts = SELF[row]
+            work = out / f"s{seed}_{row}"
+            args = [
+                *("--kind", "adapt", "--config", cfg, "--work", str(work)),
+                *("--ckpt-from", str(out / f"s{seed}_{src}" / "job.json"), *common(seed)),
+                *("--rounds", str(a.rounds), "--st3d-epochs", str(a.st3d_epochs)),
+            ]
+            if opts:
+                args += ["--cfg-options", *opts]
+            deps = [f"s{seed}_{src}"] if src in rows else []
+            jobs.append(dict(key=f"s{seed}_{row}", args=args, deps=deps, done=work / "job.json"))
+        for row in ("A1", "A2", "A4"):
+            if seed in recall_seeds and row in rows:
+                rec = out / f"recall_s{seed}_{row}"
+                args = [
+                    *("--kind", "recall", "--row", row, "--work", str(out / f"s{seed}_{row}")),
+                    *("--recall-out", str(rec), *common(seed)),
+                ]
+                deps = [f"s{seed}_{row}"]
+                jobs.append(
+                    dict(
+                        key=f"recall_s{seed}_{row}", args=args, deps=deps, done=rec / "recall.json"
+                    )
+                )
+    return jobs
+
+
+def _schedule(jobs: list[dict], out: Path, max_parallel: int, threads: int, on_finish) -> dict:
+    """Run ``jobs`` as subprocesses, at most ``max_parallel`` at once, each as soon as its
+    dependencies finished; jobs whose result already exists are skipped (resume). Returns the
+    state of each job: ``done``, ``failed`` or ``skipped`` (a dependency failed)."""
+    state = {j["key"]: ("done" if j["done"].exists() else "todo") for j in jobs}
+    running: dict[str, subprocess.Popen] = {}
+    t0 = time.perf_counter()
+    while True:
+        for key, p in list(running.items()):
+            if p.poll() is not None:
+                del running[key]
+                job = next(j for j in jobs if j["key"] == key)
+                state[key] = "done" if p.returncode == 0 and job["done"].exists() else "failed"
+                print(f"[{time.perf_counter() - t0:6.0f} s] {key}: {state[key]}", flush=True)
+                on_finish()
+        for j in jobs:
+            if state[j["key"]] != "todo" or len(running) >= max_parallel:
+                continue
+            deps = [state.get(d, "done") for d in j["deps"]]
+            if any(d in ("failed", "skipped") for d in deps):
+                state[j["key"]] = "skipped"
+            elif all(d == "done" for d in deps):
+                state[j["key"]] = "running"
+                running[j["key"]] = _launch(j["args"], out / f"{j['key']}.log", threads)
+                print(f"[{time.perf_counter() - t0:6.0f} s] {j['key']}: started", flush=True)
+        if not running and all(v != "todo" for v in state.values()):
+            return state
+        time.sleep(1.0)
+
+
+def pack_stage1(out: Path, seeds: list[int], dest: Path, limit: int = 15 << 20) -> list[str]:
+    """Finished stage-1 runs (``job.json`` + weights only, no optimizer state) packed into tars
+    of at most ``limit`` bytes, to carry into a later call that runs the self-training rows."""
+    import tarfile
+
+    from groupexp_da.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    dest.mkdir(parents=True, exist_ok=True)
+    tmp = out / "_pack"
+    tmp.mkdir(exist_ok=True)
+    members = []
+    for seed in seeds:
+        for row in STAGE1:
+            f = out / f"s{seed}_{row}" / "job.json"
+            if not f.exists():
+                continue
+            ckpt = Path(json.loads(f.read_text())["checkpoint"])
+            ck = load_checkpoint(ckpt)
+            slim = save_checkpoint(tmp / f"s{seed}_{row}.pth", ck["state_dict"], ck.get("meta"))
+            members.append((f, f"s{seed}_{row}/job.json"))
+            members.append((slim, ckpt.relative_to(out).as_posix()))
+    written, size, tar = [], 0, None
+    for k in range(0, len(members), 2):
+        pair = members[k : k + 2]
+        n = sum(m[0].stat().st_size for m in pair) + 4096
+        if tar is None or size + n > limit:
+            if tar is not None:
+                tar.close()
+            written.append(str(dest / f"stage1_{len(written)}.tar"))
+            tar, size = tarfile.open(written[-1], "w"), 0
+        for src, arc in pair:
+            tar.add(src, arcname=arc)
+        size += n
+    if tar is not None:
+        tar.close()
+    return written
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -133,10 +287,12 @@ def main(argv=None) -> None:
     ap.add_argument(
         "--rows",
         default=",".join([*STAGE1, *SELF]),
-        help="rows to run, e.g. A1,G,A2,A4 (a self-training row needs its stage 1)",
+        help="rows to run, e.g. A1,G,A2,A4 (a self-training row needs its stage 1, run here "
+        "or already finished under --out)",
     )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2, help="torch threads per run")
+    ap.add_argument("--max-parallel", type=int, default=6, help="runs at once on the GPU")
     ap.add_argument("--recall-seeds", default="0", help="seeds that get recall heatmaps")
     ap.add_argument("--synth-workers", type=int, default=12)
     ap.add_argument(
@@ -144,46 +300,40 @@ def main(argv=None) -> None:
         action="store_true",
         help="write the seeds' synthetic frames and stop (numpy only)",
     )
+    ap.add_argument("--pack-stage1", help="write the finished stage-1 runs as tars here and stop")
     ap.add_argument("--job", action="store_true")
     ap.add_argument("--kind")
     ap.add_argument("--config")
     ap.add_argument("--data")
     ap.add_argument("--work")
-    ap.add_argument("--ckpt")
+    ap.add_argument("--ckpt-from")
+    ap.add_argument("--row")
+    ap.add_argument("--recall-out")
     ap.add_argument("--cfg-options", nargs="*", default=[])
     ap.add_argument("--summarize", action="store_true", help="rebuild grid.json from --out")
     a = ap.parse_args(argv)
     if a.job:
         return _job(a)
+    seeds = [int(s) for s in a.seeds.split(",")]
     if a.summarize:
-        res = summarize(Path(a.out), [int(s) for s in a.seeds.split(",")])
-        print(json.dumps(res))
+        print(json.dumps(summarize(Path(a.out), seeds)))
+        return None
+    if a.pack_stage1:
+        print(json.dumps({"packed": pack_stage1(Path(a.out), seeds, Path(a.pack_stage1))}))
         return None
     if a.quick:
         a.frames_source, a.frames_target, a.epochs, a.rounds, a.st3d_epochs = 12, 10, 1, 1, 1
     from groupexp_da.data.synth import write_domain
 
-    rows = set(a.rows.split(","))
-    stage1_rows = {r: c for r, c in STAGE1.items() if r in rows}
-    self_rows = {r: v for r, v in SELF.items() if r in rows}
     if not a.synth_only:
         _warm_numba()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    result = {
-        "benchmark": "gpu_grid",
-        "package": "groupexp-da",
-        "device": a.device,
-        "settings": {
-            k: getattr(a, k)
-            for k in ("frames_source", "frames_target", "epochs", "rounds", "st3d_epochs")
-        },
-        "rows": {},
-        "labels": {},
-        "timings": {},
+    settings = {
+        k: getattr(a, k)
+        for k in ("frames_source", "frames_target", "epochs", "rounds", "st3d_epochs")
     }
-    seeds = [int(s) for s in a.seeds.split(",")]
     for seed in seeds:
         data = out / f"data_s{seed}"
         for dom, n in (("source", a.frames_source), ("target", a.frames_target)):
@@ -191,62 +341,25 @@ def main(argv=None) -> None:
                 write_domain(
                     data / dom, dom, n, seed=seed + (dom == "target"), workers=a.synth_workers
                 )
-    result["timings"]["synth"] = round(time.perf_counter() - t0, 1)
+    timings = {"synth": round(time.perf_counter() - t0, 1)}
     if a.synth_only:
-        return
+        return None
 
-    def common(seed: int) -> list[str]:
-        return [
-            *("--data", str(out / f"data_s{seed}"), "--epochs", str(a.epochs)),
-            *("--workers", str(a.workers), "--device", a.device, "--threads", str(a.threads)),
-        ]
+    def write_result() -> dict:
+        res = summarize(out, seeds)
+        res.update(device=a.device, settings=settings, timings=timings)
+        write_json(out / "grid.json", res, indent=1)
+        return res
 
-    # every seed's stage 1 at once, then every seed's self-training at once
-    procs = {
-        (seed, row): _launch(
-            ["--kind", "stage1", "--config", cfg, "--work", str(out / f"s{seed}_{row}")]
-            + common(seed),
-            out / f"s{seed}_{row}.log",
-            a.threads,
-        )
-        for seed in seeds
-        for row, cfg in stage1_rows.items()
-    }
-    rc = _wait(procs)
-    result["timings"]["stage1"] = round(time.perf_counter() - t0, 1)
-    stage = {}
-    for seed, row in procs:
-        f = out / f"s{seed}_{row}" / "job.json"
-        if rc[seed, row] == 0 and f.exists():
-            stage[seed, row] = json.loads(f.read_text())
-            result["rows"].setdefault(row, {})[seed] = _short(stage[seed, row]["metrics"])
-    (out / "grid.json").write_text(json.dumps(result, indent=1))  # partial, if cut short
-    procs = {}
-    for seed in seeds:
-        for row, (cfg, src, opts) in self_rows.items():
-            if (seed, src) not in stage:
-                continue
-            args = [
-                *("--kind", "adapt", "--config", cfg, "--work", str(out / f"s{seed}_{row}")),
-                *("--ckpt", stage[seed, src]["checkpoint"], *common(seed)),
-                *("--rounds", str(a.rounds), "--st3d-epochs", str(a.st3d_epochs)),
-            ]
-            if opts:
-                args += ["--cfg-options", *opts]
-            procs[seed, row] = _launch(args, out / f"s{seed}_{row}.log", a.threads)
-    rc = _wait(procs)
-    result["timings"]["self_training"] = round(time.perf_counter() - t0, 1)
-    _collect_self(out, list(procs), result)
-    for seed in seeds:
-        result["groups"] = _group_weights(out, seed, result.get("groups", {}))
-    result["summary"] = _summary(result)
-    (out / "grid.json").write_text(json.dumps(result, indent=1))
-    recall_seeds = [int(s) for s in a.recall_seeds.split(",") if s != ""]
-    for seed, row in [(s, r) for s in recall_seeds for r in ("A2", "A4")]:
-        _recall(out, seed, row, a.device, result)
-    result["timings"]["total_s"] = round(time.perf_counter() - t0, 1)
-    (out / "grid.json").write_text(json.dumps(result, indent=1))
+    from groupexp_da.data.io import write_json
+
+    jobs = _plan(a, out, seeds, set(a.rows.split(",")))
+    state = _schedule(jobs, out, a.max_parallel, a.threads, write_result)
+    timings["total_s"] = round(time.perf_counter() - t0, 1)
+    result = write_result()
+    result["jobs"] = state
     print(json.dumps(result))
+    return None
 
 
 def _collect_self(out: Path, runs: list[tuple[int, str]], result: dict) -> None:
@@ -295,46 +408,14 @@ def summarize(out: Path, seeds: list[int]) -> dict:
     )
     for seed in seeds:
         result["groups"] = _group_weights(out, seed, result.get("groups", {}))
+    for f in sorted(out.glob("recall_s*/recall.json")):
+        tables = json.loads(f.read_text())
+        result.setdefault("recall", {})[f.parent.name.removeprefix("recall_")] = {
+            k: {c: v[c] for c in ("recall", "worst_bin_recall", "cv", "recall_grid", "count")}
+            for k, v in tables.items()
+        }
     result["summary"] = _summary(result)
     return result
-
-
-def _recall(out: Path, seed: int, row: str, device: str, result: dict) -> None:
-    """Mechanism M1: recall by kind of car for the detections and the last pseudo labels."""
-    f = out / f"s{seed}_{row}" / "job.json"
-    if not f.exists():
-        return
-    from groupexp_da.eval.recall import write_recall
-    from groupexp_da.eval.recall_run import run_recall
-
-    data = out / f"data_s{seed}"
-    last = [h for h in json.loads(f.read_text())["history"] if h["round"] >= 0][-1]
-    pl = Path(last["checkpoint"]).parent / "pseudo_labels.pkl"
-    det = run_recall(
-        data / "target" / "val_infos.pkl",
-        out / f"recall_s{seed}_{row}",
-        checkpoint=last["checkpoint"],
-        config=SELF[row][0],
-        device=device,
-    )
-    lab = run_recall(
-        data / "target" / "train_infos.pkl", out / f"recall_s{seed}_{row}", pseudo=str(pl)
-    )
-    tables = {
-        "detections (target val)": det["tables"]["detections"],
-        "last pseudo labels (target train)": lab["tables"]["pseudo labels"],
-    }
-    write_recall(out / f"recall_s{seed}_{row}", tables)
-    result.setdefault("recall", {})[f"{row}_s{seed}"] = {
-        k: {
-            "recall": v["recall"],
-            "worst_bin_recall": v["worst_bin_recall"],
-            "cv": v["cv"],
-            "recall_grid": v["recall_grid"],
-            "count": v["count"],
-        }
-        for k, v in tables.items()
-    }
 
 
 def _mean_sd(values: list[float]) -> list[float]:
