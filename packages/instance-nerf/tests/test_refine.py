@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from instance_nerf.refine.refiners import GuidedRefiner, box_mean, composite
+from instance_nerf.refine.refiners import GuidedRefiner, box_mean, composite, default_radius
 
 
 def _step():
@@ -38,6 +38,23 @@ def test_composite_takes_the_strongest_refined_instance():
     out = composite(img, ids, GuidedRefiner(radius=2))
     assert (out[:, 32:] == 2).all() and (out[:, :32] == 1).all()
     assert composite(img, np.zeros((64, 64), int), GuidedRefiner()).max() == 0
+
+
+def test_default_radius_is_two_percent_at_least_one():
+    assert [default_radius((n, n)) for n in (32, 64, 100, 512)] == [1, 1, 2, 10]
+
+
+def test_composite_never_erases_an_instance():
+    # uniform guide: the filter is a double box blur; a 2x2 blob peaks at 4/9 after the first pass
+    # (below 0.5), so it fades away, and the composite keeps its rendered pixels instead
+    img = np.full((16, 16, 3), 0.5)
+    ids = np.zeros((16, 16), int)
+    ids[3:5, 3:5] = 1
+    ids[8:16, 8:16] = 2  # a large block: its 8x8 interior survives a 3x3 blur
+    assert (GuidedRefiner(radius=1)(img, ids == 1) < 0.5).all()
+    out = composite(img, ids, GuidedRefiner(radius=1))
+    assert (out[3:5, 3:5] == 1).all() and (out == 1).sum() == 4
+    assert (out[9:15, 9:15] == 2).all() and (out[ids == 0] == 0).all()
 
 
 def test_cascadepsp_needs_a_local_weights_file(tmp_path):
