@@ -107,6 +107,58 @@ def make_folds(data: str, task: str, k: int, seed: int, out: Path) -> list[Path]
     return paths
 
 
+def epoch_curve_callback():
+    """A Lightning callback that records, every validation epoch, the lump margin (lump logit
+    minus no-lump logit, binary task) of every validation and test image with the weights
+    validation sees (EMA ones when on), no TTA; for offline diagnosis of training curves and
+    checkpoint-selection rules (``curve`` in ``jobs.jsonl``). Training is unchanged by it (the
+    global torch RNG state is restored after the extra passes)."""
+    import lightning as L
+    import torch
+
+    class EpochCurve(L.Callback):
+        def __init__(self) -> None:
+            self.epochs: list[dict] = []
+            self.labels: dict[str, list[int]] = {}
+
+        def _margins(self, pl_module, loader) -> list[float]:
+            out = []
+            with torch.no_grad():
+                for x, _ in loader:
+                    z = pl_module(x.to(pl_module.device)).float()
+                    out += (z[:, -1] - z[:, 0]).cpu().tolist()
+            return [round(v, 3) for v in out]
+
+        def on_validation_epoch_start(self, trainer, pl_module) -> None:
+            if trainer.sanity_checking:
+                return
+            # each DataLoader iterator draws its base seed from torch's global generator;
+            # restore it so the recorded run trains exactly like one without the callback
+            rng = torch.get_rng_state()
+            was_training = pl_module.training
+            pl_module.eval()
+            dm = trainer.datamodule
+            self.labels = {s: dm.datasets[s].labels for s in ("val", "test")}
+            self.epochs.append(
+                {
+                    "epoch": trainer.current_epoch + 1,
+                    "val": self._margins(pl_module, dm.val_dataloader()),
+                    "test": self._margins(pl_module, dm.test_dataloader()),
+                }
+            )
+            pl_module.train(was_training)
+            torch.set_rng_state(rng)
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            m = trainer.callback_metrics
+            if self.epochs and "train_loss" in m:
+                self.epochs[-1].update(
+                    {k: round(float(m[k]), 4) for k in ("train_loss", "val_auc") if k in m}
+                )
+
+    return EpochCurve()
+
+
 def run_job(job: dict) -> dict:
     """Train and evaluate one (variant, fold) with the package's own functions."""
     import torch
@@ -126,7 +178,16 @@ def run_job(job: dict) -> dict:
     cfg = load_config(job["config"], {**job["overrides"], "num_workers": 0})
     run = Path(job["run"])
     t0 = time.perf_counter()
-    best = train(cfg, job["split"], run, device=job["device"], progress=False, save_last=False)
+    curve = epoch_curve_callback() if job.get("curves") and cfg["task"] == "binary" else None
+    best = train(
+        cfg,
+        job["split"],
+        run,
+        device=job["device"],
+        progress=False,
+        save_last=False,
+        extra_callbacks=[curve] if curve else None,
+    )
     seconds = time.perf_counter() - t0
     m = evaluate(
         best, job["split"], run / "eval", tta=True, device=job["device"], localize=job["localize"]
@@ -186,6 +247,12 @@ def run_job(job: dict) -> dict:
             "test": np.round(z["logits_test"], 4).tolist(),
         },
     }
+    if curve is not None:
+        out["curve"] = {
+            "val_labels": curve.labels["val"],
+            "test_labels": curve.labels["test"],
+            "epochs": curve.epochs,
+        }
     loc = d.get("gradcam_localization")
     if loc:
         out.update(
@@ -268,6 +335,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--quick", action="store_true", help="3 folds, 2 epochs, 48 px (mechanics only)")
     p.add_argument("--no-localize", action="store_true", help="skip Grad-CAM on the masks")
     p.add_argument("--time-limit", type=float, help="seconds; then stop workers, summarise")
+    p.add_argument(
+        "--curves",
+        action="store_true",
+        help="keep per-epoch validation/test lump margins of every job (binary task)",
+    )
     p.add_argument("--job-file", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -306,6 +378,7 @@ def main(argv: list[str] | None = None) -> dict:
                     "device": args.device,
                     "threads": args.threads,
                     "localize": not args.no_localize,
+                    "curves": args.curves,
                 }
             )
     done = set()
