@@ -44,7 +44,8 @@ def test_summarize_mean_sd_and_checks_for_a_sweep_without_b1_m1_m2():
     assert c["seeds_miou_gain_ge_0.03"] == 1  # +0.1 and +0.02
     assert c["seeds_pq_mv_gain_ge_0.3"] == 1  # +0.4 and +0.2
     assert c["seeds_consistency_ge_0.8"] == 1
-    md = markdown(s, ExperimentConfig(out=Path("x"), rows=("B0", "M3")), 2)
+    md = markdown(s, ExperimentConfig(out=Path("x"), rows=("B0", "M3"), regularizer=0.1), 2)
+    assert "1024 rays, lambda_reg 0.1," in md
     assert "| B0 | 0.500 ± 0.000 | 0.300 ± 0.141 |" in md
     assert "| B1 |" not in md and "| M3 |" in md
 

@@ -303,6 +303,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         stage_a_iters=args.stage_a_iters,
         stage_b_iters=args.stage_b_iters,
         rays=args.rays,
+        regularizer=args.regularizer,
         projection=args.mode,
         device=_device(args.device),
     )
@@ -323,6 +324,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         stage_a_iters=args.stage_a_iters,
         stage_b_iters=args.stage_b_iters,
         rays=args.rays,
+        regularizer=args.regularizer,
         device=_device(args.device),
         views=args.views,
         rows=tuple(r.strip() for r in args.rows.split(",") if r.strip()),
@@ -542,6 +544,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--stage-a-iters", type=int, default=1000)
         sp.add_argument("--stage-b-iters", type=int, default=800)
         sp.add_argument("--rays", type=int, default=1024)
+        sp.add_argument(
+            "--regularizer",
+            type=float,
+            default=1.0,
+            help="lambda of the depth-weighted smoothness term (the authors' code: 1.0)",
+        )
         sp.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
 
     pl = sub.add_parser(

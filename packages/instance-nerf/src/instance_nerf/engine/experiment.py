@@ -53,6 +53,8 @@ class ExperimentConfig:
     stage_a_iters: int = 1000
     stage_b_iters: int = 800
     rays: int = 1024
+    regularizer: float = 1.0
+    """lambda_reg of M2, M3, O and B1 (M1 is the lambda = 0 row)."""
     device: str = "cpu"
     rows: tuple[str, ...] = ROWS
     """Rows to compute; B0, M3 and O always (a severity sweep needs only those)."""
@@ -185,6 +187,7 @@ def run_seed(cfg: ExperimentConfig, seed: int) -> dict:
         stage_a_iters=cfg.stage_a_iters,
         stage_b_iters=cfg.stage_b_iters,
         rays=cfg.rays,
+        regularizer=cfg.regularizer,
         device=cfg.device,
     )
     main = root / ("rcnn" if cfg.rcnn else "oracle")
@@ -268,7 +271,7 @@ def _b1(
         cfg.stage_a_iters,
         cfg.rays,
         cfg.device,
-        1.0,
+        cfg.regularizer,
         nerfacto_ckpt=nerf_ckpt,
     )
     return _eval_run(train_resumable(b1_cfg), main / "eval_b1", cfg.device)
@@ -308,6 +311,7 @@ def markdown(summary: dict, cfg: ExperimentConfig, n: int) -> str:
     lines = [
         f"Procedural rooms, {n} seed(s), severity {cfg.severity}, {cfg.objects} objects, {cfg.views} views of "
         f"{cfg.size}², nerfacto {cfg.nerf_iters} it, stage A {cfg.stage_a_iters} it, stage B {cfg.stage_b_iters} it, "
+        f"{cfg.rays} rays, lambda_reg {cfg.regularizer}, "
         f"3D masks: {'RCNN ' + str(cfg.rcnn) if cfg.rcnn else 'oracle'}.",
         "",
         "| row | mIoU | PQ | PQ_mv | consistency |",
