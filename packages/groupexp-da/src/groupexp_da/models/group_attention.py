@@ -131,7 +131,13 @@ class GroupRegionCrossAttention(nn.Module):
 
     def forward_groups(self, mu: Tensor, feat: Tensor) -> Tensor:
         """(G, Dq) prototypes, (B, C, H, W) features → (G, B, C, H, W): ``forward`` for every
-        group at once (the first layer's conv shared, the others batched over groups)."""
+        group at once (the first layer's conv shared, the others batched over groups).
+
+        On the CPU the maps run channels-last: oneDNN's 1×1 convolutions (the layers'
+        projections and the shared RPN convs on the n_g·B maps) are about twice as fast in that
+        layout there; the values are the same up to float rounding."""
+        if feat.device.type == "cpu":
+            feat = feat.contiguous(memory_format=torch.channels_last)
         for k, layer in enumerate(self.layers):
             feat = layer.forward_shared(mu, feat) if k == 0 else layer.forward_each(mu, feat)
             if k < len(self.update):
