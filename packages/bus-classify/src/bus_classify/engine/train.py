@@ -62,28 +62,29 @@ def selection_start(cfg: dict) -> int:
     return min(value, epochs)
 
 
-class SelectFromEpochCheckpoint(ModelCheckpoint):
-    """ModelCheckpoint that neither saves nor ranks epochs before ``from_epoch`` (1-based)."""
+class _FromEpoch:
+    """Mixin: ``from_epoch`` (1-based) and whether the trainer's current epoch is before it."""
 
     def __init__(self, *args, from_epoch: int = 1, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.from_epoch = from_epoch
+
+    def _too_early(self, trainer) -> bool:
+        return trainer.current_epoch + 1 < self.from_epoch
+
+
+class SelectFromEpochCheckpoint(_FromEpoch, ModelCheckpoint):
+    """ModelCheckpoint that neither saves nor ranks epochs before ``from_epoch``."""
 
     def _should_skip_saving_checkpoint(self, trainer) -> bool:
-        early = trainer.current_epoch + 1 < self.from_epoch
-        return early or super()._should_skip_saving_checkpoint(trainer)
+        return self._too_early(trainer) or super()._should_skip_saving_checkpoint(trainer)
 
 
-class SelectFromEpochEarlyStopping(EarlyStopping):
-    """EarlyStopping whose patience (and best score) start at epoch ``from_epoch`` (1-based)."""
-
-    def __init__(self, *args, from_epoch: int = 1, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.from_epoch = from_epoch
+class SelectFromEpochEarlyStopping(_FromEpoch, EarlyStopping):
+    """EarlyStopping whose patience (and best score) start at epoch ``from_epoch``."""
 
     def _should_skip_check(self, trainer) -> bool:
-        early = trainer.current_epoch + 1 < self.from_epoch
-        return early or super()._should_skip_check(trainer)
+        return self._too_early(trainer) or super()._should_skip_check(trainer)
 
 
 class EpochLog(Callback):
