@@ -169,3 +169,56 @@ def test_checkpoint_save_load_pair(tmp_path):
     assert torch.equal(net(x), back(x)) and hp2["class_names"] == ["a", "b"]
     with pytest.raises(BusClassifyError, match="c.ckpt: checkpoint has 2 classes"):
         load_classifier(tmp_path / "c.ckpt", expected_classes=3)
+
+
+def test_crop_scale_takes_a_window_and_scales_it_back():
+    from torchvision.transforms import v2
+
+    # a 32 px image with a unique value per pixel: the crop must equal some 16 x 16 window of it
+    # resized to 32 px (scale 0.25 of the area, aspect 1)
+    arr = (np.arange(32 * 32).reshape(32, 32) % 251).astype(np.uint8)
+    img = Image.fromarray(np.stack([arr] * 3, -1))
+    crop = v2.RandomResizedCrop(32, scale=(0.25, 0.25), ratio=(1.0, 1.0), antialias=True)
+    torch.manual_seed(3)
+    out = np.asarray(crop(img))
+    windows = [
+        np.asarray(img.crop((j, i, j + 16, i + 16)).resize((32, 32), Image.Resampling.BILINEAR))
+        for i in range(17)
+        for j in range(17)
+    ]
+    assert sum(np.array_equal(out, w) for w in windows) >= 1
+    # the package's transform: training-only, output size unchanged
+    tr = build_transform(32, train=True, augment="none", crop_scale=0.25)
+    ev = build_transform(32, train=False, augment="none", crop_scale=0.25)
+    plain = build_transform(32, train=False, augment="none")
+    assert tr(img).shape == (3, 32, 32)
+    assert torch.equal(ev(img), plain(img))
+    torch.manual_seed(0)
+    assert not torch.equal(tr(img), plain(img))
+    assert torch.equal(
+        build_transform(32, train=True, augment="none", crop_scale=1.0)(img), plain(img)
+    )
+    for bad in (0.0, 1.5):
+        with pytest.raises(BusClassifyError, match="crop_scale"):
+            build_transform(32, train=True, crop_scale=bad)
+
+
+def test_intensity_jitter_and_gamma():
+    from bus_classify.data.transforms import RandomGamma
+
+    x = torch.tensor([0.0, 0.25, 1.0])
+    assert torch.allclose(RandomGamma((2.0, 2.0))(x), torch.tensor([0.0, 0.0625, 1.0]))
+    assert torch.allclose(RandomGamma((0.5, 0.5))(x), torch.tensor([0.0, 0.5, 1.0]))
+    torch.manual_seed(0)
+    g = [RandomGamma((0.7, 1.3))(torch.tensor([0.5])).item() for _ in range(200)]
+    assert 0.5**1.3 - 1e-6 <= min(g) < max(g) <= 0.5**0.7 + 1e-6  # gamma drawn in [0.7, 1.3]
+    img = Image.new("RGB", (32, 32), (128, 128, 128))
+    plain = build_transform(32, augment="none")(img)
+    tr = build_transform(32, train=True, augment="none", intensity=0.3)
+    torch.manual_seed(0)
+    outs = [tr(img) for _ in range(5)]
+    assert all(o.shape == (3, 32, 32) for o in outs)
+    assert any(not torch.allclose(o, plain) for o in outs)  # brightness / gamma moved the grey
+    assert torch.equal(build_transform(32, train=False, intensity=0.3)(img), plain)
+    with pytest.raises(BusClassifyError, match="intensity"):
+        build_transform(32, train=True, intensity=1.0)

@@ -1,5 +1,7 @@
-"""Resize (letterbox or stretch), ImageNet z-score, and two augmentation levels: light (flip +
-small affine) and the report's (plus speckle noise and blur)."""
+"""Resize (letterbox or stretch), ImageNet z-score, two augmentation levels: light (flip +
+small affine) and the report's (plus speckle noise and blur), and two optional training-only
+additions: a random resized crop (``crop_scale``) and brightness / contrast / gamma jitter
+(``intensity``)."""
 
 from __future__ import annotations
 
@@ -39,6 +41,19 @@ class RandomGaussianBlur:
             return img
         lo, hi = self.sigma
         return img.filter(ImageFilter.GaussianBlur(lo + float(torch.rand(())) * (hi - lo)))
+
+
+class RandomGamma(torch.nn.Module):
+    """``x ** g`` on a [0, 1] tensor with ``g`` drawn uniformly from ``gamma`` (a gain-curve
+    change of the scanner; 0 and 1 stay fixed)."""
+
+    def __init__(self, gamma: tuple[float, float] = (0.7, 1.3)) -> None:
+        super().__init__()
+        self.gamma = gamma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.gamma
+        return x.clamp(0.0, 1.0) ** (lo + float(torch.rand(())) * (hi - lo))
 
 
 class Letterbox:
@@ -82,6 +97,14 @@ def resize_op(img_size: int, resize: str = "letterbox"):
     raise BusClassifyError(f"unknown resize {resize!r}; use one of {RESIZE_MODES}")
 
 
+def check_extras(crop_scale: float | None, intensity: float) -> None:
+    """``crop_scale`` in (0, 1] or None, ``intensity`` in [0, 1)."""
+    if crop_scale is not None and not 0.0 < crop_scale <= 1.0:
+        raise BusClassifyError(f"crop_scale must be in (0, 1] or null (off), got {crop_scale}")
+    if not 0.0 <= intensity < 1.0:
+        raise BusClassifyError(f"intensity must be in [0, 1) (0 = off), got {intensity}")
+
+
 def build_transform(
     img_size: int = 224,
     train: bool = False,
@@ -90,15 +113,25 @@ def build_transform(
     resize: str = "stretch",
     mean=IMAGENET_MEAN,
     std=IMAGENET_STD,
+    crop_scale: float | None = None,
+    intensity: float = 0.0,
 ) -> v2.Compose:
     """PIL RGB -> normalised float tensor ``(3, img_size, img_size)``.
 
-    ``train`` enables the augmentation ``augment`` (see :func:`augment_level`).
+    ``train`` enables the augmentation ``augment`` (see :func:`augment_level`) and the two
+    extras: ``crop_scale`` = s crops a random window covering a share s to 1 of the
+    resized square's area (aspect 3/4-4/3) and scales it back to ``img_size``; ``intensity`` = i multiplies brightness
+    and contrast by factors in [1 - i, 1 + i] and applies a gamma in [1 - i, 1 + i].
     """
+    check_extras(crop_scale, intensity)
     # Geometry and blur run on PIL images (much faster than tensor kernels on small CPUs).
     level = augment_level(augment) if train else "none"
     ops: list = [Parula()] if parula else []
     ops.append(resize_op(img_size, resize))
+    if train and crop_scale is not None and crop_scale < 1.0:
+        ops.append(v2.RandomResizedCrop(img_size, scale=(crop_scale, 1.0), antialias=True))
+    if train and intensity > 0:
+        ops.append(v2.ColorJitter(brightness=intensity, contrast=intensity))
     if level != "none":
         ops += [
             v2.RandomHorizontalFlip(),
@@ -107,6 +140,8 @@ def build_transform(
     if level == "report":
         ops.append(RandomGaussianBlur((0.1, 1.5), p=0.3))
     ops += [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)]
+    if train and intensity > 0:
+        ops.append(RandomGamma((1.0 - intensity, 1.0 + intensity)))
     if level == "report":
         ops.append(MultiplicativeNoise(0.1, p=0.5))
     ops.append(v2.Normalize(mean, std))

@@ -34,6 +34,8 @@ class BusDataModule(L.LightningDataModule):
         parula: bool = False,
         augment: bool | str = "light",
         resize: str = "letterbox",
+        crop_scale: float | None = None,
+        intensity: float = 0.0,
         sampler: str = "none",
         num_workers: int = 2,
         cache_images: bool = False,
@@ -64,7 +66,13 @@ class BusDataModule(L.LightningDataModule):
             s: BusDataset(
                 [r for r in self.rows if r["split"] == s],
                 build_transform(
-                    img_size, train=s == "train", parula=parula, augment=augment, resize=resize
+                    img_size,
+                    train=s == "train",
+                    parula=parula,
+                    augment=augment,
+                    resize=resize,
+                    crop_scale=crop_scale,
+                    intensity=intensity,
                 ),
                 cache_images,
             )
