@@ -8,7 +8,9 @@
 # CUDA MPS server (started here, stopped at the end; the card's settings are untouched) when
 # the daemon exists and a CUDA probe passes: without it the processes' many small kernels are
 # time-sliced and do not overlap. PACK=1 writes the finished stage-1 runs (weights only) as
-# $OUT/stage1_*.tar; carried back in $CARRY/stage1/, a later call resumes from them.
+# $OUT/stage1_*.tar (PointPillars rows); carried back in $CARRY/stage1/, a later call resumes
+# from them. SECOND rows run in the same scheduler: add S0,S1,SG,SO,S2,S4 to --rows (and
+# --second-epochs N); check a job list on the CPU first with gpu_grid.py --dry-run.
 set -uo pipefail
 TOTAL_S=${1:?total seconds}
 shift

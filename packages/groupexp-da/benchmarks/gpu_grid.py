@@ -30,14 +30,24 @@ STAGE1 = {
     "A0": "pointpillars_synth_source_only_cpu",
     "A1": "pointpillars_synth_ros_cpu",
     "G": "pointpillars_synth_groupexp_src_cpu",
+    "S0": "second_synth_source_only_gpu",
+    "S1": "second_synth_ros_gpu",
+    "SG": "second_synth_groupexp_src_gpu",
+    "SO": "second_synth_oracle_gpu",
 }
+SOURCE_BOX_ONLY = 'model.bbox_head.domain_loss_weights={"source": [0, 1, 1]}'
 SELF = {  # row: (config, stage-1 row, cfg options)
     "A2": ("pointpillars_synth_st3d_cpu", "A1", []),
     "A3": ("pointpillars_synth_st3d_mix_cpu", "A1", []),
     "A4": ("pointpillars_synth_groupexp_cpu", "G", []),
     "A5": ("pointpillars_synth_groupexp_cpu", "G", ["model.group_cfg.enabled=false"]),
     "A6": ("pointpillars_synth_groupexp_cpu", "G", ["st3d.group_labels=false"]),
+    "A4s": ("pointpillars_synth_groupexp_cpu", "G", [SOURCE_BOX_ONLY]),
+    "S2": ("second_synth_st3d_gpu", "S1", []),
+    "S4": ("second_synth_groupexp_gpu", "SG", []),
 }
+PP_ROWS = ("A0", "A1", "G", "A2", "A3", "A4", "A5", "A6")  # the default grid
+SELF_ORDER = ("A4", "A2", "A6", "A5", "A3", "A4s", "S4", "S2")  # launch priority in a seed
 KEYS = ("Car_BEV_R40_moderate", "Car_3D_R40_moderate")
 
 
@@ -161,9 +171,10 @@ def _plan(a, out: Path, seeds: list[int], rows: set[str]) -> list[dict]:
     """Every run of the grid as a job with its dependencies, in priority order: seed by seed,
     stage 1 before self-training (A4 and A2 first), recall heatmaps last."""
 
-    def common(seed: int) -> list[str]:
+    def common(seed: int, row: str = "") -> list[str]:
+        epochs = a.second_epochs if row.startswith("S") and a.second_epochs else a.epochs
         return [
-            *("--data", str(out / f"data_s{seed}"), "--epochs", str(a.epochs)),
+            *("--data", str(out / f"data_s{seed}"), "--epochs", str(epochs)),
             *("--workers", str(a.workers), "--device", a.device, "--threads", str(a.threads)),
         ]
 
@@ -173,16 +184,17 @@ def _plan(a, out: Path, seeds: list[int], rows: set[str]) -> list[dict]:
         for row, cfg in STAGE1.items():
             if row in rows:
                 work = out / f"s{seed}_{row}"
-                args = ["--kind", "stage1", "--config", cfg, "--work", str(work), *common(seed)]
+                args = ["--kind", "stage1", "--config", cfg, "--work", str(work)]
+                args += common(seed, row)
                 jobs.append(dict(key=f"s{seed}_{row}", args=args, deps=[], done=work / "job.json"))
-        for row in ("A4", "A2", "A6", "A5", "A3"):
+        for row in SELF_ORDER:
             if row not in rows:
                 continue
             cfg, src, opts = SELF[row]
             work = out / f"s{seed}_{row}"
             args = [
                 *("--kind", "adapt", "--config", cfg, "--work", str(work)),
-                *("--ckpt-from", str(out / f"s{seed}_{src}" / "job.json"), *common(seed)),
+                *("--ckpt-from", str(out / f"s{seed}_{src}" / "job.json"), *common(seed, row)),
                 *("--rounds", str(a.rounds), "--st3d-epochs", str(a.st3d_epochs)),
             ]
             if opts:
@@ -236,8 +248,10 @@ def _schedule(jobs: list[dict], out: Path, max_parallel: int, threads: int, on_f
 
 
 def pack_stage1(out: Path, seeds: list[int], dest: Path, limit: int = 15 << 20) -> list[str]:
-    """Finished stage-1 runs (``job.json`` + weights only, no optimizer state) packed into tars
-    of at most ``limit`` bytes, to carry into a later call that runs the self-training rows."""
+    """Finished PointPillars stage-1 runs (``job.json`` + weights only, no optimizer state)
+    packed into tars of at most ``limit`` bytes, to carry into a later call that runs the
+    self-training rows. SECOND rows are left out: one SECOND checkpoint is ~21 MB, over what a
+    device call returns per file."""
     import tarfile
 
     from groupexp_da.engine.checkpoint import load_checkpoint, save_checkpoint
@@ -249,7 +263,7 @@ def pack_stage1(out: Path, seeds: list[int], dest: Path, limit: int = 15 << 20) 
     for seed in seeds:
         for row in STAGE1:
             f = out / f"s{seed}_{row}" / "job.json"
-            if not f.exists():
+            if row.startswith("S") or not f.exists():
                 continue
             ckpt = Path(json.loads(f.read_text())["checkpoint"])
             ck = load_checkpoint(ckpt)
@@ -281,12 +295,13 @@ def main(argv=None) -> None:
     ap.add_argument("--frames-source", type=int, default=300)
     ap.add_argument("--frames-target", type=int, default=250)
     ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--second-epochs", type=int, default=0, help="SECOND rows (0: --epochs)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--st3d-epochs", type=int, default=2)
     ap.add_argument("--seeds", default="0")
     ap.add_argument(
         "--rows",
-        default=",".join([*STAGE1, *SELF]),
+        default=",".join(PP_ROWS),
         help="rows to run, e.g. A1,G,A2,A4 (a self-training row needs its stage 1, run here "
         "or already finished under --out)",
     )
@@ -300,6 +315,7 @@ def main(argv=None) -> None:
         action="store_true",
         help="write the seeds' synthetic frames and stop (numpy only)",
     )
+    ap.add_argument("--dry-run", action="store_true", help="check every planned run and stop")
     ap.add_argument("--pack-stage1", help="write the finished stage-1 runs as tars here and stop")
     ap.add_argument("--job", action="store_true")
     ap.add_argument("--kind")
@@ -323,9 +339,13 @@ def main(argv=None) -> None:
         return None
     if a.quick:
         a.frames_source, a.frames_target, a.epochs, a.rounds, a.st3d_epochs = 12, 10, 1, 1, 1
+        a.second_epochs = 1
+    unknown = set(a.rows.split(",")) - set(STAGE1) - set(SELF)
+    if unknown:
+        ap.error(f"--rows: unknown rows {sorted(unknown)} (known: {[*STAGE1, *SELF]})")
     from groupexp_da.data.synth import write_domain
 
-    if not a.synth_only:
+    if not (a.synth_only or a.dry_run):
         _warm_numba()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -354,12 +374,59 @@ def main(argv=None) -> None:
     from groupexp_da.data.io import write_json
 
     jobs = _plan(a, out, seeds, set(a.rows.split(",")))
+    if a.dry_run:
+        print(json.dumps({"dry_run": [_check_job(j) for j in jobs]}))
+        return None
     state = _schedule(jobs, out, a.max_parallel, a.threads, write_result)
     timings["total_s"] = round(time.perf_counter() - t0, 1)
     result = write_result()
     result["jobs"] = state
     print(json.dumps(result))
     return None
+
+
+def _check_job(job: dict) -> dict:
+    """Load a planned run's config as the run will (data roots, options), build its training
+    set (for self-training: the round's source + target set, the target infos standing in
+    for pseudo labels), its test set and one sample of each; no model, no training."""
+    from mmdet3d.registry import DATASETS
+    from mmdet3d.utils import register_all_modules
+
+    import groupexp_da.register  # noqa: F401
+    from groupexp_da.engine.config import load_config, parse_cfg_options
+    from groupexp_da.engine.st3d import train_dataset
+
+    register_all_modules(init_default_scope=True)
+    kv = dict(zip(job["args"][::2], job["args"][1::2]))
+    if kv["--kind"] == "recall":
+        return {"key": job["key"], "kind": "recall"}
+    opts = job["args"][job["args"].index("--cfg-options") + 1 :] if "--cfg-options" in kv else []
+    data = Path(kv["--data"])
+    cfg = load_config(
+        kv["--config"],
+        source=str(data / "source"),
+        target=str(data / "target"),
+        cfg_options=parse_cfg_options(opts),
+    )
+    train = cfg.train_dataloader.dataset
+    if kv["--kind"] == "adapt":
+        labels = Path(cfg.st3d_target_dataset["data_root"]) / "train_infos.pkl"
+        train, _ = train_dataset(cfg, labels, 0)
+    sizes = []
+    for ds_cfg in (train, cfg.test_dataloader.dataset):
+        ds = DATASETS.build(ds_cfg)
+        item = ds[len(ds) - 1]
+        sizes.append([len(ds), int(item["inputs"]["points"].shape[0])])
+    head = cfg.model.bbox_head
+    return {
+        "key": job["key"],
+        "config": kv["--config"],
+        "epochs": int(kv["--epochs"]),
+        "deps": job["deps"],
+        "model": f"{cfg.model.type}/{cfg.model.middle_encoder.type}/{head.type}",
+        "domain_loss_weights": head.get("domain_loss_weights"),
+        "train_test_len_points": sizes,
+    }
 
 
 def _collect_self(out: Path, runs: list[tuple[int, str]], result: dict) -> None:

@@ -1,10 +1,13 @@
-"""Anchor head that treats GT label -1 (ST3D's ignore band) as "no loss here"."""
+"""Anchor head that treats GT label -1 (ST3D's ignore band) as "no loss here", with optional
+per-domain loss weights."""
 
 from __future__ import annotations
 
 from mmdet3d.models.dense_heads import Anchor3DHead
 from mmdet3d.registry import MODELS
 from mmengine.structures import InstanceData
+
+from groupexp_da.data.io import GroupExpError
 
 
 def _neg_thr(assigner) -> float:
@@ -30,7 +33,25 @@ class IgnoreAwareAnchor3DHead(Anchor3DHead):
     anchors that would have been positive or undecided had it been a real car),
     unless the anchor is positive for a real GT. Anchors far from it stay
     ordinary negatives, like in ST3D.
+
+    ``domain_loss_weights`` (e.g. ``dict(source=(0.0, 1.0, 1.0))``) scales the
+    classification, box and direction weights of every anchor of a sample whose meta
+    ``domain`` is a key (``SetDomain`` tags the frames in self-training); the loss
+    normaliser (positives of the whole batch) is unchanged. ``(0, 1, 1)`` is the authors'
+    ``SRC.SEP_LOSS_WEIGHTS: [0, 1, 0]``: source frames train box regression only (their box
+    loss includes the direction term; the third entry there is the IoU head, absent here).
     """
+
+    def __init__(self, *args, domain_loss_weights: dict | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.domain_loss_weights = {}
+        for dom, w in (domain_loss_weights or {}).items():
+            if len(w) != 3 or min(float(v) for v in w) < 0:
+                raise GroupExpError(
+                    f"model.bbox_head.domain_loss_weights.{dom} must be three weights >= 0 "
+                    f"(cls, bbox, dir), got {w!r}"
+                )
+            self.domain_loss_weights[dom] = tuple(float(v) for v in w)
 
     def anchor_target_3d_single(
         self,
@@ -41,6 +62,33 @@ class IgnoreAwareAnchor3DHead(Anchor3DHead):
         label_channels=1,
         num_classes=1,
         sampling=True,
+    ):
+        out = self._ignore_aware_targets(
+            anchors,
+            gt_instance_3d,
+            gt_instance_ignore,
+            input_meta,
+            label_channels,
+            num_classes,
+            sampling,
+        )
+        w = self.domain_loss_weights.get(input_meta.get("domain"))
+        if w is None or w == (1.0, 1.0, 1.0):
+            return out
+        out = list(out)
+        for k, wk in zip((1, 3, 5), w):  # label, bbox and direction weights
+            out[k] = out[k] * wk
+        return tuple(out)
+
+    def _ignore_aware_targets(
+        self,
+        anchors,
+        gt_instance_3d,
+        gt_instance_ignore,
+        input_meta,
+        label_channels,
+        num_classes,
+        sampling,
     ):
         labels = gt_instance_3d.labels_3d
         ign = labels < 0
