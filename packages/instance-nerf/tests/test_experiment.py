@@ -51,19 +51,52 @@ def test_summarize_mean_sd_and_checks_for_a_sweep_without_b1_m1_m2():
 
 
 def test_train_resumable_is_seeded(tiny_scene, tmp_path):
-    """Two uninterrupted runs of one config in one process end with the same weights (nerfstudio's
-    pixel sampler draws from Python's, numpy's and torch's global RNGs, which ns-train seeds)."""
+    """Two uninterrupted runs of one config in one process end with the same weights, on 2 CPU threads.
+
+    nerfstudio's pixel sampler draws from Python's, numpy's and torch's global RNGs (seeded like ns-train),
+    and with more than one thread the hash grids' backward (index_put_ accumulate) adds in varying order
+    unless torch's deterministic kernels are on (at 256 rays this test failed without them)."""
     import torch
 
     from instance_nerf.engine.config import instance_cpu_config
     from instance_nerf.engine.pipeline import train_resumable
     from instance_nerf.models.offline import latest_checkpoint, load_checkpoint
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
     states = []
-    for name in ("a", "b"):
-        torch.manual_seed(len(name) + len(states))  # a different global state before each run
-        cfg = instance_cpu_config(tiny_scene, tmp_path / name, max_iters=3, rays_per_batch=64)
-        run = train_resumable(cfg).parent
-        states.append(load_checkpoint(latest_checkpoint(run / "nerfstudio_models"))["pipeline"])
+    try:
+        for name in ("a", "b"):
+            torch.manual_seed(len(name) + len(states))  # a different global state before each run
+            cfg = instance_cpu_config(tiny_scene, tmp_path / name, max_iters=3, rays_per_batch=256)
+            run = train_resumable(cfg).parent
+            states.append(load_checkpoint(latest_checkpoint(run / "nerfstudio_models"))["pipeline"])
+    finally:
+        torch.set_num_threads(threads)
+    assert not torch.are_deterministic_algorithms_enabled()  # restored after training
     assert states[0].keys() == states[1].keys()
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_hash_grid_backward_is_deterministic_on_threads():
+    """The hash table's gradient is bit-identical across calls inside deterministic_torch (2 threads)."""
+    import torch
+    from nerfstudio.field_components.encodings import HashEncoding
+
+    from instance_nerf.engine.pipeline import deterministic_torch
+
+    enc = HashEncoding(num_levels=8, log2_hashmap_size=15, implementation="torch")
+    x = torch.rand(20000, 3, generator=torch.Generator().manual_seed(0))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    grads = []
+    try:
+        with deterministic_torch():
+            for _ in range(3):
+                enc.zero_grad()
+                (enc(x) ** 2).sum().backward()
+                grads.append(enc.hash_table.grad.clone())
+    finally:
+        torch.set_num_threads(threads)
+    assert grads[0].abs().sum() > 0
+    assert all(torch.equal(grads[0], g) for g in grads[1:])

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,13 +43,33 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@contextmanager
+def deterministic_torch() -> Iterator[None]:
+    """torch's deterministic kernels inside the block (warn-only where an op has none), restored after.
+
+    On a CPU with more than one thread, torch (2.13) accumulates ``index_put_(..., accumulate=True)`` (the
+    backward of the hash grids' table lookups) in thread-dependent order. Adam with eps 1e-15 turns those
+    last-bit differences into different weights, so seeded runs diverged between processes. The
+    deterministic kernel sorts the indices instead (measured on the 2-core CPU: not slower).
+    """
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
 def train_resumable(cfg) -> Path:
     """Train a nerfstudio config into ``<output>/<experiment>/<method>/run`` up to ``max_num_iterations`` in all.
 
     A finished run (``finished.json`` beside its config) is reused; a partial one resumes from its newest
     checkpoint. Training is seeded from ``machine.seed`` like ``ns-train`` (and from seed + start step after a
     resume). nerfstudio's Trainer runs ``max_num_iterations`` *more* steps after a resume, so the count is
-    reduced to what is left. Returns the run's ``config.yml``.
+    reduced to what is left. Training runs under :func:`deterministic_torch`. Returns the run's ``config.yml``.
     """
     cfg.set_timestamp()
     cfg.timestamp = "run"
@@ -58,16 +79,17 @@ def train_resumable(cfg) -> Path:
     total = cfg.max_num_iterations
     if ckpt_dir.is_dir() and any(ckpt_dir.glob("step-*.ckpt")):
         cfg.load_dir = ckpt_dir
-    _seed_all(cfg.machine.seed)
-    trainer = cfg.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    if trainer._start_step:
-        _seed_all(cfg.machine.seed + trainer._start_step)  # a resumed run draws a fresh stream
-    cfg.save_config()
-    remaining = total - trainer._start_step
-    if remaining > 0:
-        trainer.config.max_num_iterations = remaining
-        trainer.train()
+    with deterministic_torch():
+        _seed_all(cfg.machine.seed)
+        trainer = cfg.setup(local_rank=0, world_size=1)
+        trainer.setup()
+        if trainer._start_step:
+            _seed_all(cfg.machine.seed + trainer._start_step)  # a resumed run draws a fresh stream
+        cfg.save_config()
+        remaining = total - trainer._start_step
+        if remaining > 0:
+            trainer.config.max_num_iterations = remaining
+            trainer.train()
     write_json(
         base / "finished.json",
         {"iterations": total, "checkpoint": str(latest_checkpoint(ckpt_dir))},
