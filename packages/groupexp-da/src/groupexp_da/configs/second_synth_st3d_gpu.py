@@ -23,19 +23,4 @@ st3d_target_dataset = dict(
     modality=dict(use_lidar=True, use_camera=False),
     test_mode=False,
 )
-st3d_train_pipeline = [
-    dict(type="LoadPointsXYZ"),
-    dict(type="LoadAnnotations3D", with_bbox_3d=True, with_label_3d=True),
-    dict(type="ShiftZ"),
-    dict(type="UnifyCarClass", keep_ignore=True),
-    dict(type="RandomObjectScaling", scale_range=[0.95, 1.05]),
-    dict(type="RandomFlip3D", flip_ratio_bev_horizontal=0.5),
-    dict(type="GlobalRotScaleTrans", rot_range=[-0.2, 0.2], scale_ratio_range=[0.95, 1.05]),
-    dict(type="UnifyPointRange", point_cloud_range={{_base_.point_cloud_range}}),
-    dict(type="PointShuffle"),
-    dict(
-        type="Pack3DDetInputs",
-        keys=["points", "gt_bboxes_3d", "gt_labels_3d"],
-        meta_keys={{_base_.meta_keys}},
-    ),
-]
+# st3d_train_pipeline: the synthetic base's (ROS 0.95-1.05, rotation 0.2 rad)

@@ -47,19 +47,35 @@ model = dict(
     ),
 )
 
-train_pipeline = [
-    dict(type="LoadPointsXYZ"),
-    dict(type="LoadAnnotations3D", with_bbox_3d=True, with_label_3d=True),
-    dict(type="ShiftZ"),
-    dict(type="UnifyCarClass", keep_ignore=True),
-    dict(type="RandomFlip3D", flip_ratio_bev_horizontal=0.5),
-    dict(type="GlobalRotScaleTrans", rot_range=[-0.3927, 0.3927], scale_ratio_range=[0.95, 1.05]),
-    dict(type="UnifyPointRange", point_cloud_range=point_cloud_range),
-    dict(type="PointShuffle"),
-    dict(
-        type="Pack3DDetInputs", keys=["points", "gt_bboxes_3d", "gt_labels_3d"], meta_keys=meta_keys
-    ),
-]
+
+def _train_pipeline(ros=None, rot=0.3927):
+    """The synthetic training pipeline; ``ros`` (a scale range) adds random object scaling."""
+    scaling = [dict(type="RandomObjectScaling", scale_range=ros)] if ros else []
+    return [
+        dict(type="LoadPointsXYZ"),
+        dict(type="LoadAnnotations3D", with_bbox_3d=True, with_label_3d=True),
+        dict(type="ShiftZ"),
+        dict(type="UnifyCarClass", keep_ignore=True),
+        *scaling,
+        dict(type="RandomFlip3D", flip_ratio_bev_horizontal=0.5),
+        dict(type="GlobalRotScaleTrans", rot_range=[-rot, rot], scale_ratio_range=[0.95, 1.05]),
+        dict(type="UnifyPointRange", point_cloud_range=point_cloud_range),
+        dict(type="PointShuffle"),
+        dict(
+            type="Pack3DDetInputs",
+            keys=["points", "gt_bboxes_3d", "gt_labels_3d"],
+            meta_keys=meta_keys,
+        ),
+    ]
+
+
+# defined once here (one grid for PointPillars and SECOND); the configs pick theirs:
+# plain (source only, oracle), ROS stage 1 (`{{_base_.ros_train_pipeline}}`), and the ST3D /
+# GroupEXP self-training rounds (widened per round by `st3d.progressive_aug`)
+train_pipeline = _train_pipeline()
+ros_train_pipeline = _train_pipeline(ros=[0.9, 1.2])
+st3d_train_pipeline = _train_pipeline(ros=[0.95, 1.05], rot=0.2)
+del _train_pipeline
 test_pipeline = [
     dict(type="LoadPointsXYZ"),
     dict(type="ShiftZ"),
