@@ -2,7 +2,10 @@
 
 CPU: PointPillars (the shipped ROS stage-1 config) vs the same detector with the GroupEXP
 head (3 groups): train step time and predict time per frame, interleaved, with ratios.
-CUDA: also SECOND (sparse conv) vs SECOND + GroupEXP.
+CUDA: also SECOND (sparse conv) vs SECOND + GroupEXP. ``--with-reference`` adds, in the same
+interleaved loop, the GroupEXP model with the per-branch target path
+(``GroupExpAnchor3DHead.loss_groups_reference``: mmdet3d's ``loss_by_feat`` once per branch, the
+path before the branches' targets were batched), for a before/after in one run.
 """
 
 from __future__ import annotations
@@ -17,7 +20,18 @@ import numpy as np
 import torch
 
 
-def _setup(config: str, data: Path, device: str, batch: int):
+def _use_reference_targets(head) -> None:
+    """Route ``head.loss_groups`` through the per-branch reference path (same losses)."""
+    from groupexp_da.models.group_head import branch_instances
+
+    def loss_groups(feats, mu, gt_boxes, codes, metas, weight=1.0):
+        gts = branch_instances(gt_boxes, codes)
+        return head.loss_groups_reference(feats, mu, gts, metas, weight)
+
+    head.loss_groups = loss_groups
+
+
+def _setup(config: str, data: Path, device: str, batch: int, reference: bool = False):
     from mmdet3d.registry import DATASETS, MODELS
     from mmdet3d.utils import register_all_modules
     from mmengine.dataset import pseudo_collate
@@ -41,6 +55,8 @@ def _setup(config: str, data: Path, device: str, batch: int):
             d = model.data_preprocessor(tb, True)
             feats = model.describe(d["inputs"]["points"], d["data_samples"])["feats"]
         model.groups.fit_init(feats)
+        if reference:
+            _use_reference_targets(model.bbox_head)
     return model, optim, tb, vb
 
 
@@ -71,7 +87,10 @@ def _time_pred(model, vb, device) -> float:
 def _bench_pair(configs: dict[str, str], data: Path, device: str, batch: int, steps: int) -> dict:
     """Time the models of ``configs`` interleaved step by step (median), so load changes on a
     shared machine hit all of them alike."""
-    setups = {k: _setup(c, data, device, batch) for k, c in configs.items()}
+    setups = {
+        k: _setup(c, data, device, batch, reference=k.endswith("_reference"))
+        for k, c in configs.items()
+    }
     for model, optim, tb, vb in setups.values():  # warm-up
         _time_train(model, optim, tb, device)
         _time_pred(model, vb, device)
@@ -105,12 +124,22 @@ def _ratios(res: dict, name: str) -> None:
         "inference_fps_ratio": round(g["inference_fps"] / b["inference_fps"], 3),
         "inference_goal_min": 0.95,
     }
+    ref = res.get(f"{name}_groupexp_reference")
+    if ref is not None:
+        res[f"{name}_groupexp_vs_baseline"]["train_step_ratio_reference_targets"] = round(
+            ref["train_step_s"] / b["train_step_s"], 3
+        )
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument(
+        "--with-reference",
+        action="store_true",
+        help="also time GroupEXP with the per-branch target path (before/after in one run)",
+    )
     a = ap.parse_args(argv)
     if a.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda but no CUDA device")
@@ -122,10 +151,12 @@ def main(argv=None) -> None:
         data = Path(tmp)
         write_domain(data / "source", "source", batch + 2, seed=0)
         write_domain(data / "target", "target", batch + 2, seed=1)
+        extra = {"pointpillars_groupexp_reference": "pointpillars_synth_groupexp_src_cpu"}
         res = _bench_pair(
             {
                 "pointpillars": "pointpillars_synth_ros_cpu",
                 "pointpillars_groupexp": "pointpillars_synth_groupexp_src_cpu",
+                **(extra if a.with_reference else {}),
             },
             data,
             a.device,
@@ -139,6 +170,11 @@ def main(argv=None) -> None:
                     {
                         "second": "second_synth_source_only_gpu",
                         "second_groupexp": "second_synth_groupexp_src_gpu",
+                        **(
+                            {"second_groupexp_reference": "second_synth_groupexp_src_gpu"}
+                            if a.with_reference
+                            else {}
+                        ),
                     },
                     data,
                     a.device,

@@ -181,6 +181,54 @@ def test_t10_branch_selectivity_and_ignore():
         assert g[0, iy, ix] == 0  # the -1 box: zero gradient in every branch
 
 
+CAR_D = [10.6, 2.3, -0.1, 3.9, 1.6, 1.56, 0.1]  # overlaps CAR_A's anchors
+CAR_E = [18.0, -12.0, -0.1, 5.2, 2.0, 1.6, 0.0]  # too big for 0.6 IoU: low-quality match only
+
+
+@pytest.mark.parametrize("domain_w", [None, (0.0, 1.0, 1.0)])
+def test_t10_batched_branch_targets_equal_per_branch_reference(domain_w):
+    """loss_groups (one IoU matrix per sample, all branches assigned together) gives the same
+    losses and gradients as the parent's loss_by_feat run once per branch, with ignore boxes,
+    a branch without own boxes, an empty frame, overlapping and low-quality-only cars."""
+    from mmdet3d.registry import MODELS
+
+    from groupexp_da.models.group_head import branch_instances
+    from groupexp_da.models.group_targets import ABSENT, IGNORE, OWN, fast_targets_apply
+
+    _register()
+    cfg = _head_cfg()
+    if domain_w is not None:
+        cfg.domain_loss_weights = dict(source=domain_w)
+    torch.manual_seed(0)
+    head = MODELS.build(cfg).eval()  # eval: no attention dropout, both paths see equal maps
+    assert fast_targets_apply(head)
+    boxes = [
+        LiDARInstance3DBoxes(torch.tensor([CAR_A, CAR_B, CAR_C, CAR_D])),
+        LiDARInstance3DBoxes(torch.zeros(0, 7)),
+        LiDARInstance3DBoxes(torch.tensor([CAR_B, CAR_C, CAR_E])),
+    ]
+    o, i, a = OWN, IGNORE, ABSENT
+    codes = [
+        torch.tensor([[o, a, i, a], [a, o, i, o], [a, a, i, a]]),
+        torch.zeros(3, 0, dtype=torch.long),
+        torch.tensor([[i, i, a], [o, a, a], [a, o, o]]),
+    ]
+    metas = [
+        dict(box_type_3d=LiDARInstance3DBoxes, domain=d) for d in ("source", "target", "source")
+    ]
+    x = torch.randn(3, 192, 80, 80, requires_grad=True)
+    mu = torch.randn(3, 512)
+    fast = head.loss_groups((x,), mu, boxes, codes, metas, weight=0.5)
+    (g_fast,) = torch.autograd.grad(sum(v[0] for v in fast.values()), x)
+    ref = head.loss_groups_reference((x,), mu, branch_instances(boxes, codes), metas, weight=0.5)
+    (g_ref,) = torch.autograd.grad(sum(v[0] for v in ref.values()), x)
+    assert fast.keys() == ref.keys() and len(fast) == 9
+    for k in ref:
+        torch.testing.assert_close(fast[k][0], ref[k][0], rtol=1e-5, atol=1e-7)
+    assert float(ref["loss_bbox_g0"][0]) > 0 and float(ref["loss_bbox_g2"][0]) > 0
+    torch.testing.assert_close(g_fast, g_ref, rtol=1e-4, atol=1e-9)
+
+
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     from groupexp_da.data.synth import write_domain

@@ -5,16 +5,17 @@ from __future__ import annotations
 import torch
 from mmdet3d.models.detectors import VoxelNet
 from mmdet3d.registry import MODELS
-from mmengine.structures import InstanceData
 
 from groupexp_da.data.io import GroupExpError
 from groupexp_da.models.descriptor import gather_object_points
+from groupexp_da.models.group_head import branch_instances
 from groupexp_da.models.group_losses import (
     attraction_loss,
     attraction_loss_code,
     repulsion_loss,
     repulsion_loss_code,
 )
+from groupexp_da.models.group_targets import ABSENT, IGNORE, OWN
 from groupexp_da.models.grouping import GaussianGroups
 
 GROUP_DEFAULTS = dict(
@@ -116,34 +117,32 @@ class GroupExpVoxelNet(VoxelNet):
         return [ds.metainfo.get("domain", d) for ds in data_samples]
 
     # -- training ----------------------------------------------------------------------------
-    def branch_targets(self, data_samples: list, obj: dict, groups: torch.Tensor) -> list:
-        """Per branch, per sample: own-group positives label 0; ignore-band and point-less cars
-        −1 in every branch; other groups' cars omitted (negatives) or −1 (``other_groups``)."""
+    def branch_codes(self, data_samples: list, obj: dict, groups: torch.Tensor) -> list:
+        """Per sample, (n_groups, K) codes of its GT boxes per branch: own-group positives
+        ``OWN``; ignore-band and point-less cars ``IGNORE`` in every branch; other groups' cars
+        ``ABSENT`` (negatives) or ``IGNORE`` (``other_groups='ignore'``)."""
         g = self.group_cfg
         out = []
-        for i in range(g["n_groups"]):
-            per_sample = []
-            for s, ds in enumerate(data_samples):
-                gt = ds.gt_instances_3d
-                lab = gt.labels_3d
-                own = torch.zeros(len(lab), dtype=torch.bool, device=lab.device)
-                has_desc = torch.zeros_like(own)
-                sel = obj["sample_idx"] == s
-                b_idx = obj["box_idx"][sel].to(lab.device)
-                has_desc[b_idx] = True
-                own[b_idx[groups[sel].to(lab.device) == i]] = True
-                ignore = (lab < 0) | ((lab == 0) & ~has_desc)
-                if g["other_groups"] == "ignore":
-                    ignore = ignore | ((lab == 0) & has_desc & ~own)
-                keep = own | ignore
-                inst = InstanceData()
-                inst.bboxes_3d = gt.bboxes_3d[keep]
-                inst.labels_3d = torch.where(
-                    own[keep], torch.zeros_like(lab[keep]), torch.full_like(lab[keep], -1)
-                )
-                per_sample.append(inst)
-            out.append(per_sample)
+        for s, ds in enumerate(data_samples):
+            lab = ds.gt_instances_3d.labels_3d
+            sel = obj["sample_idx"] == s
+            b_idx = obj["box_idx"][sel].to(lab.device)
+            grp = torch.full_like(lab, -1)
+            grp[b_idx] = groups[sel].to(lab.device)
+            has_desc = grp >= 0
+            own = grp[None, :] == torch.arange(g["n_groups"], device=lab.device)[:, None]
+            ignore = ((lab < 0) | ((lab == 0) & ~has_desc))[None].expand_as(own)
+            if g["other_groups"] == "ignore":
+                ignore = ignore | ((lab == 0) & has_desc)[None] & ~own
+            code = torch.where(ignore, IGNORE, ABSENT)
+            out.append(torch.where(own, OWN, code))
         return out
+
+    def branch_targets(self, data_samples: list, obj: dict, groups: torch.Tensor) -> list:
+        """Per branch, per sample: the branch's boxes as :class:`InstanceData` (label 0 own
+        group, −1 ignored; absent cars left out) — :meth:`branch_codes` spelled out."""
+        codes = self.branch_codes(data_samples, obj, groups)
+        return branch_instances([ds.gt_instances_3d.bboxes_3d for ds in data_samples], codes)
 
     def loss(self, batch_inputs_dict: dict, batch_data_samples: list, **kwargs) -> dict:
         x = self.extract_feat(batch_inputs_dict)
@@ -179,11 +178,11 @@ class GroupExpVoxelNet(VoxelNet):
             )
             losses["loss_rep"] = g["lambda_rep"] * repulsion_loss_code(mu)
         metas = [ds.metainfo for ds in batch_data_samples]
-        targets = self.branch_targets(batch_data_samples, obj, groups)
+        codes = self.branch_codes(batch_data_samples, obj, groups)
+        boxes = [ds.gt_instances_3d.bboxes_3d for ds in batch_data_samples]
         query = mu if center is None else mu - center
-        losses.update(
-            self.bbox_head.loss_groups(x, query, targets, metas, g["lambda_det"] / g["n_groups"])
-        )
+        w_det = g["lambda_det"] / g["n_groups"]
+        losses.update(self.bbox_head.loss_groups(x, query, boxes, codes, metas, w_det))
         self.groups.commit(stats)
         counts = torch.bincount(groups, minlength=g["n_groups"])
         for i in range(g["n_groups"]):

@@ -6,10 +6,17 @@ import torch
 from mmdet3d.models.layers import nms_bev
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import xywhr2xyxyr
+from mmengine.runner import amp
 from mmengine.structures import InstanceData
 from torch import Tensor
 
 from groupexp_da.data.io import GroupExpError
+from groupexp_da.models.group_targets import (
+    ABSENT,
+    OWN,
+    branch_anchor_targets,
+    fast_targets_apply,
+)
 from groupexp_da.models.heads import IgnoreAwareAnchor3DHead
 
 
@@ -27,6 +34,23 @@ def union_nms(
     res.bboxes_3d = box_type(boxes[keep], box_dim=boxes.shape[1])
     res.scores_3d, res.labels_3d, res.group_ids = scores[keep], labels[keep], group_ids[keep]
     return res
+
+
+def branch_instances(gt_boxes: list, codes: list[Tensor]) -> list[list[InstanceData]]:
+    """Per branch, per sample: the branch's boxes (own group label 0, ignored −1; absent
+    boxes left out) from the per-sample (n_groups, K) codes."""
+    out = [[] for _ in range(len(codes[0]) if codes else 0)]
+    for boxes, code in zip(gt_boxes, codes):
+        for i, c in enumerate(code):
+            keep = c != ABSENT
+            inst = InstanceData()
+            inst.bboxes_3d = boxes[keep.to(boxes.device)]
+            lab = c[keep]
+            inst.labels_3d = torch.where(
+                lab == OWN, torch.zeros_like(lab), torch.full_like(lab, -1)
+            )
+            out[i].append(inst)
+    return out
 
 
 @MODELS.register_module()
@@ -70,11 +94,49 @@ class GroupExpAnchor3DHead(IgnoreAwareAnchor3DHead):
         self,
         feats: tuple[Tensor, ...],
         mu: Tensor,
+        gt_boxes: list,
+        codes: list[Tensor],
+        batch_input_metas: list[dict],
+        weight: float = 1.0,
+    ) -> dict:
+        """``loss_{cls,bbox,dir}_g{i}``: the parent's losses per branch, times ``weight``.
+
+        ``gt_boxes``: per sample the GT boxes; ``codes``: per sample (n_groups, K) with
+        ``group_targets.OWN`` / ``IGNORE`` / ``ABSENT`` per branch and box. The targets of all
+        branches come from one IoU matrix per sample (:mod:`group_targets`); heads whose target
+        settings it does not cover take :meth:`loss_groups_reference`, the same losses."""
+        if not fast_targets_apply(self) or len(feats) != 1:
+            gts = branch_instances(gt_boxes, codes)
+            return self.loss_groups_reference(feats, mu, gts, batch_input_metas, weight)
+        branches = self.forward_groups(feats, mu)
+        cls0 = branches[0][0]
+        anchor_list = self.get_anchors([cls0.shape[-2:]], batch_input_metas, device=cls0.device)
+        if isinstance(anchor_list[0][0], list):  # per-class anchor sets: the reference path
+            gts = branch_instances(gt_boxes, codes)
+            return self.loss_groups_reference(feats, mu, gts, batch_input_metas, weight)
+        anchors = [torch.cat(a).reshape(-1, self.box_code_size) for a in anchor_list]
+        boxes = [(b.tensor if hasattr(b, "tensor") else b).to(cls0.device) for b in gt_boxes]
+        targets = branch_anchor_targets(self, anchors, boxes, codes, batch_input_metas)
+        out = {}
+        with amp.autocast(enabled=False):  # as the parent's loss_by_feat
+            for i, ((cls, reg, dirc), t) in enumerate(zip(branches, targets)):
+                lc, lb, ld = self._loss_by_feat_single(
+                    cls.float(), reg.float(), dirc.float(), *t[:6], num_total_samples=t[6]
+                )
+                for k, v in (("loss_cls", lc), ("loss_bbox", lb), ("loss_dir", ld)):
+                    out[f"{k}_g{i}"] = [v * weight]
+        return out
+
+    def loss_groups_reference(
+        self,
+        feats: tuple[Tensor, ...],
+        mu: Tensor,
         branch_gts: list[list[InstanceData]],
         batch_input_metas: list[dict],
         weight: float = 1.0,
     ) -> dict:
-        """``loss_{cls,bbox,dir}_g{i}``: the parent's losses per branch, times ``weight``."""
+        """:meth:`loss_groups` through the parent's ``loss_by_feat`` once per branch (the
+        targets assigned per branch; ``branch_gts[i]`` holds branch i's boxes per sample)."""
         out = {}
         for i, (cls, reg, dirc) in enumerate(self.forward_groups(feats, mu)):
             losses = self.loss_by_feat([cls], [reg], [dirc], branch_gts[i], batch_input_metas)
