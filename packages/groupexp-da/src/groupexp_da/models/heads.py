@@ -63,51 +63,14 @@ class IgnoreAwareAnchor3DHead(Anchor3DHead):
         num_classes=1,
         sampling=True,
     ):
-        out = self._ignore_aware_targets(
-            anchors,
-            gt_instance_3d,
-            gt_instance_ignore,
-            input_meta,
-            label_channels,
-            num_classes,
-            sampling,
-        )
-        w = self.domain_loss_weights.get(input_meta.get("domain"))
-        if w is None or w == (1.0, 1.0, 1.0):
-            return out
-        out = list(out)
-        for k, wk in zip((1, 3, 5), w):  # label, bbox and direction weights
-            out[k] = out[k] * wk
-        return tuple(out)
-
-    def _ignore_aware_targets(
-        self,
-        anchors,
-        gt_instance_3d,
-        gt_instance_ignore,
-        input_meta,
-        label_channels,
-        num_classes,
-        sampling,
-    ):
         labels = gt_instance_3d.labels_3d
         ign = labels < 0
-        if not bool(ign.any()):
-            return super().anchor_target_3d_single(
-                anchors,
-                gt_instance_3d,
-                gt_instance_ignore,
-                input_meta,
-                label_channels=label_channels,
-                num_classes=num_classes,
-                sampling=sampling,
-            )
-        boxes = gt_instance_3d.bboxes_3d
-        keep = InstanceData()
-        keep.bboxes_3d = boxes[~ign]
-        keep.labels_3d = labels[~ign]
-        ign_boxes = boxes[ign]
-        ign_t = ign_boxes.tensor if hasattr(ign_boxes, "tensor") else ign_boxes
+        has_ign = bool(ign.any())
+        keep = gt_instance_3d
+        if has_ign:
+            keep = InstanceData()
+            keep.bboxes_3d = gt_instance_3d.bboxes_3d[~ign]
+            keep.labels_3d = labels[~ign]
         out = list(
             super().anchor_target_3d_single(
                 anchors,
@@ -119,16 +82,23 @@ class IgnoreAwareAnchor3DHead(Anchor3DHead):
                 sampling=sampling,
             )
         )
-        label_weights, pos_inds = out[1], out[6]
-        flat = anchors.reshape(-1, anchors.size(-1))
-        ious = _iou_calc(self.bbox_assigner)(ign_t.to(flat.device), flat)  # (n_ign, n_anchor)
-        mask = ious.max(dim=0).values >= _neg_thr(self.bbox_assigner)
-        if pos_inds.numel() > 0:
-            mask[pos_inds] = False
-        label_weights = label_weights.clone()
-        label_weights[mask] = 0.0
-        out[1] = label_weights
-        neg = out[7]
-        if neg.numel() > 0:
-            out[7] = neg[~mask[neg]]
+        if has_ign:  # anchors overlapping an ignored box get no classification loss
+            ign_boxes = gt_instance_3d.bboxes_3d[ign]
+            ign_t = ign_boxes.tensor if hasattr(ign_boxes, "tensor") else ign_boxes
+            label_weights, pos_inds = out[1], out[6]
+            flat = anchors.reshape(-1, anchors.size(-1))
+            ious = _iou_calc(self.bbox_assigner)(ign_t.to(flat.device), flat)  # (n_ign, n_anchor)
+            mask = ious.max(dim=0).values >= _neg_thr(self.bbox_assigner)
+            if pos_inds.numel() > 0:
+                mask[pos_inds] = False
+            label_weights = label_weights.clone()
+            label_weights[mask] = 0.0
+            out[1] = label_weights
+            neg = out[7]
+            if neg.numel() > 0:
+                out[7] = neg[~mask[neg]]
+        w = self.domain_loss_weights.get(input_meta.get("domain"))
+        if w is not None and w != (1.0, 1.0, 1.0):
+            for k, wk in zip((1, 3, 5), w):  # label, bbox and direction weights
+                out[k] = out[k] * wk
         return tuple(out)
