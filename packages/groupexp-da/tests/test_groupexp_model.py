@@ -160,7 +160,10 @@ def test_t10_branch_selectivity_and_ignore():
     gt.labels_3d = torch.tensor([0, 0, -1])
     sample = type("S", (), {"gt_instances_3d": gt, "metainfo": META[0]})()
     obj = {"sample_idx": torch.tensor([0, 0]), "box_idx": torch.tensor([0, 1])}
-    targets = det.branch_targets([sample], obj, torch.tensor([0, 1]))
+    from groupexp_da.models.group_head import branch_instances
+
+    codes = det.branch_codes([sample], obj, torch.tensor([0, 1]))
+    targets = branch_instances([gt.bboxes_3d], codes)
     head = det.bbox_head
     torch.manual_seed(1)
     cls, reg, dirc = head.forward_single(torch.randn(1, 192, 80, 80))

@@ -8,7 +8,6 @@ from mmdet3d.registry import MODELS
 
 from groupexp_da.data.io import GroupExpError
 from groupexp_da.models.descriptor import gather_object_points
-from groupexp_da.models.group_head import branch_instances
 from groupexp_da.models.group_losses import (
     attraction_loss,
     attraction_loss_code,
@@ -137,12 +136,6 @@ class GroupExpVoxelNet(VoxelNet):
             code = torch.where(ignore, IGNORE, ABSENT)
             out.append(torch.where(own, OWN, code))
         return out
-
-    def branch_targets(self, data_samples: list, obj: dict, groups: torch.Tensor) -> list:
-        """Per branch, per sample: the branch's boxes as :class:`InstanceData` (label 0 own
-        group, −1 ignored; absent cars left out) — :meth:`branch_codes` spelled out."""
-        codes = self.branch_codes(data_samples, obj, groups)
-        return branch_instances([ds.gt_instances_3d.bboxes_3d for ds in data_samples], codes)
 
     def loss(self, batch_inputs_dict: dict, batch_data_samples: list, **kwargs) -> dict:
         x = self.extract_feat(batch_inputs_dict)
