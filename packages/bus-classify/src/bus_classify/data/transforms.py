@@ -1,13 +1,17 @@
 """Resize (letterbox or stretch), ImageNet z-score, two augmentation levels: light (flip +
 small affine) and the report's (plus speckle noise and blur), and two optional training-only
 additions: a random resized crop (``crop_scale``) and brightness / contrast / gamma jitter
-(``intensity``)."""
+(``intensity``). A training pipeline also takes ``(image, mask)``: geometry moves a
+:class:`~torchvision.tv_tensors.Mask` with the image (nearest neighbour), the intensity
+operations leave it alone."""
 
 from __future__ import annotations
 
 import torch
 from PIL import Image, ImageFilter
+from torchvision import tv_tensors
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
 
 from bus_classify.data.io import BusClassifyError
 from bus_classify.data.parula import Parula
@@ -56,23 +60,42 @@ class RandomGamma(torch.nn.Module):
         return x.clamp(0.0, 1.0) ** (lo + float(torch.rand(())) * (hi - lo))
 
 
+class ImageOnly:
+    """Apply ``op`` to the image (first input) and pass a mask that follows it unchanged."""
+
+    def __init__(self, op) -> None:
+        self.op = op
+
+    def __call__(self, img, *rest):
+        return (self.op(img), *rest) if rest else self.op(img)
+
+    def __repr__(self) -> str:
+        return f"ImageOnly({self.op!r})"
+
+
 class Letterbox:
     """Resize the longer side to ``size`` keeping the aspect ratio, then pad to a square
-    (black, like the ultrasound background) so lesion shape is not distorted."""
+    (black, like the ultrasound background) so lesion shape is not distorted. A mask passed
+    after the image gets the same geometry (nearest neighbour)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
 
-    def __call__(self, img: Image.Image) -> Image.Image:
+    def __call__(self, img: Image.Image, *masks: tv_tensors.Mask):
         w, h = img.size
         scale = self.size / max(w, h)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        left, top = (self.size - nw) // 2, (self.size - nh) // 2
         canvas = Image.new(img.mode, (self.size, self.size))
         canvas.paste(
-            img.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=None),
-            ((self.size - nw) // 2, (self.size - nh) // 2),
+            img.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=None), (left, top)
         )
-        return canvas
+        if not masks:
+            return canvas
+        pad = [left, top, self.size - nw - left, self.size - nh - top]
+        exact = v2.InterpolationMode.NEAREST_EXACT  # pixel-centre aligned, like the image
+        boxed = [F.pad(F.resize(m, [nh, nw], interpolation=exact), pad) for m in masks]
+        return canvas, *boxed
 
 
 AUGMENTATIONS = ("none", "light", "report")
@@ -116,7 +139,8 @@ def build_transform(
     crop_scale: float | None = None,
     intensity: float = 0.0,
 ) -> v2.Compose:
-    """PIL RGB -> normalised float tensor ``(3, img_size, img_size)``.
+    """PIL RGB -> normalised float tensor ``(3, img_size, img_size)``; called with
+    ``(image, mask)`` it returns the mask moved by the same geometry.
 
     ``train`` enables the augmentation ``augment`` (see :func:`augment_level`) and the two
     extras: ``crop_scale`` = s crops a random window covering a share s to 1 of the
@@ -126,7 +150,7 @@ def build_transform(
     check_extras(crop_scale, intensity)
     # Geometry and blur run on PIL images (much faster than tensor kernels on small CPUs).
     level = augment_level(augment) if train else "none"
-    ops: list = [Parula()] if parula else []
+    ops: list = [ImageOnly(Parula())] if parula else []
     ops.append(resize_op(img_size, resize))
     if train and crop_scale is not None and crop_scale < 1.0:
         ops.append(v2.RandomResizedCrop(img_size, scale=(crop_scale, 1.0), antialias=True))
@@ -138,11 +162,11 @@ def build_transform(
             v2.RandomAffine(degrees=10, translate=(0.05, 0.05), scale=(0.9, 1.1)),
         ]
     if level == "report":
-        ops.append(RandomGaussianBlur((0.1, 1.5), p=0.3))
+        ops.append(ImageOnly(RandomGaussianBlur((0.1, 1.5), p=0.3)))
     ops += [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True)]
     if train and intensity > 0:
-        ops.append(RandomGamma((1.0 - intensity, 1.0 + intensity)))
+        ops.append(ImageOnly(RandomGamma((1.0 - intensity, 1.0 + intensity))))
     if level == "report":
-        ops.append(MultiplicativeNoise(0.1, p=0.5))
+        ops.append(ImageOnly(MultiplicativeNoise(0.1, p=0.5)))
     ops.append(v2.Normalize(mean, std))
     return v2.Compose(ops)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
 import lightning as L
@@ -12,6 +13,8 @@ from bus_classify.data.dataset import BusDataset
 from bus_classify.data.io import BusClassifyError
 from bus_classify.data.split import check_paths, read_csv, relabel
 from bus_classify.data.transforms import build_transform
+
+log = logging.getLogger(__name__)
 
 
 def balanced_sampler(labels: list[int], seed: int = 0) -> WeightedRandomSampler:
@@ -41,7 +44,10 @@ class BusDataModule(L.LightningDataModule):
         cache_images: bool = False,
         seed: int = 0,
         task: str = "binary",
+        seg_aux: float = 0.0,
     ) -> None:
+        """``seg_aux`` > 0 makes the training split return lesion masks too (see
+        :class:`~bus_classify.data.dataset.BusDataset`)."""
         super().__init__()
         self.rows = relabel(read_csv(split_csv), task, str(split_csv))
         check_paths(self.rows, split_csv)
@@ -75,9 +81,21 @@ class BusDataModule(L.LightningDataModule):
                     intensity=intensity,
                 ),
                 cache_images,
+                masks=s == "train" and seg_aux > 0,
             )
             for s in ("train", "val", "test")
         }
+        if seg_aux > 0:
+            train = self.datasets["train"]
+            n = train.count_masks()
+            log.info("lesion-mask loss: %d of %d training images have a mask file", n, len(train))
+            if n == 0:
+                log.warning(
+                    "%s: seg_aux=%s but no training image has a mask (<stem>_mask.png); "
+                    "the mask loss is 0",
+                    split_csv,
+                    seg_aux,
+                )
 
     @property
     def train_labels(self) -> list[int]:

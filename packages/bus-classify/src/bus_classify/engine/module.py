@@ -14,6 +14,41 @@ from bus_classify.models.factory import create_model
 SCHEDULERS = ("none", "cosine", "onecycle")
 
 
+class LesionHead(torch.nn.Module):
+    """1x1 convolution from the backbone's last feature map to one lesion logit per cell.
+
+    :meth:`loss` is the binary cross-entropy against the share of lesion pixels in each cell
+    (the mask average-pooled to the map's size), averaged over the images that have a mask.
+    """
+
+    def __init__(self, model: torch.nn.Module, img_size: int) -> None:
+        super().__init__()
+        self.nhwc = getattr(model, "output_fmt", "NCHW") == "NHWC"  # timm's Swin
+        was_training = model.training
+        with torch.no_grad():
+            feats = model.eval().forward_features(torch.zeros(1, 3, img_size, img_size))
+        model.train(was_training)
+        if feats.ndim != 4:
+            raise BusClassifyError(
+                f"seg_aux needs a backbone with a 2-D feature map; {type(model).__name__} "
+                f"gives shape {tuple(feats.shape)}"
+            )
+        with torch.random.fork_rng(devices=[]):  # leave the training run's random stream as it is
+            self.conv = torch.nn.Conv2d(feats.shape[-1] if self.nhwc else feats.shape[1], 1, 1)
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.conv(feats.permute(0, 3, 1, 2) if self.nhwc else feats)
+
+    def loss(self, feats: torch.Tensor, mask: torch.Tensor, has_mask: torch.Tensor) -> torch.Tensor:
+        logits = self(feats).float()
+        target = torch.nn.functional.adaptive_avg_pool2d(mask.float(), logits.shape[-2:])
+        per_image = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, target, reduction="none"
+        ).mean(dim=(1, 2, 3))
+        weight = has_mask.float()
+        return (per_image * weight).sum() / weight.sum().clamp(min=1.0)
+
+
 class BusClassifier(L.LightningModule):
     """Image classifier: AdamW with a one-cycle / cosine / constant learning rate, CE /
     class-weighted CE / focal loss; validation logs loss, accuracy, macro F1 and ROC-AUC of the
@@ -41,6 +76,7 @@ class BusClassifier(L.LightningModule):
         channels_last: bool = False,
         resize: str = "stretch",
         task: str = "binary",
+        seg_aux: float = 0.0,
     ) -> None:
         """Keyword-only; the names are the run-config keys, so ``BusClassifier(**kwargs_for(
         BusClassifier, cfg), num_classes=..., ...)`` builds it from a config."""
@@ -53,6 +89,11 @@ class BusClassifier(L.LightningModule):
             self.model = self.model.to(memory_format=torch.channels_last)
         if mixup < 0:
             raise BusClassifyError(f"mixup must be >= 0 (a Beta alpha; 0 = off), got {mixup}")
+        if seg_aux < 0:
+            raise BusClassifyError(f"seg_aux must be >= 0 (a loss weight; 0 = off), got {seg_aux}")
+        # Training-only lesion head: a 1x1 conv on the last feature map, fitted to the share of
+        # lesion pixels in each cell. Inference and checkpoints of `model` do not use it.
+        self.seg_head = LesionHead(self.model, img_size) if seg_aux > 0 else None
         self.criterion = build_loss(
             loss, class_weights if loss != "ce" else None, focal_gamma, label_smoothing
         )
@@ -62,21 +103,42 @@ class BusClassifier(L.LightningModule):
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")
         self.val_auc = BinaryAUROC()
 
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.hparams.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x)
+        return self.model(self._layout(x))
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x, y = batch
+        x, y = batch[:2]
         alpha = self.hparams.mixup
+        lam, perm = 1.0, None
         if alpha > 0:  # mixup: blend image pairs, weight the two targets' losses the same way
             lam = float(torch.distributions.Beta(alpha, alpha).sample())
             perm = torch.randperm(len(y), device=y.device)
-            logits = self(lam * x + (1 - lam) * x[perm])
-            loss = lam * self.criterion(logits, y) + (1 - lam) * self.criterion(logits, y[perm])
+            x = lam * x + (1 - lam) * x[perm]
+        if self.seg_head is None:
+            logits = self(x)
         else:
-            loss = self.criterion(self(x), y)
+            feats = self.model.forward_features(self._layout(x))
+            logits = self.model.forward_head(feats)
+        loss = lam * self.criterion(logits, y)
+        if perm is not None:
+            loss = loss + (1 - lam) * self.criterion(logits, y[perm])
+        if self.seg_head is not None:
+            mask, has_mask = batch[2], batch[3]
+            if perm is not None:
+                mask, has_mask = lam * mask + (1 - lam) * mask[perm], has_mask * has_mask[perm]
+            seg_loss = self.seg_head.loss(feats, mask, has_mask)
+            self.log(
+                "train_seg_loss",
+                seg_loss,
+                on_step=False,
+                on_epoch=True,
+                batch_size=len(y),
+                sync_dist=True,
+            )
+            loss = loss + self.hparams.seg_aux * seg_loss
         self.log(
             "train_loss",
             loss,
@@ -110,9 +172,10 @@ class BusClassifier(L.LightningModule):
         self.log("val_auc_f1", (auc + f1) / 2, prog_bar=False, sync_dist=True)
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(
-            self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
+        params = list(self.model.parameters())
+        if self.seg_head is not None:
+            params += list(self.seg_head.parameters())
+        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         kind = self.hparams.scheduler
         if kind == "none":
             return opt

@@ -90,7 +90,15 @@ class SelectFromEpochEarlyStopping(_FromEpoch, EarlyStopping):
 class EpochLog(Callback):
     """One log line per epoch: train loss and the validation metrics."""
 
-    KEYS = ("train_loss", "val_loss", "val_acc", "val_f1", "val_auc", "val_auc_f1")
+    KEYS = (
+        "train_loss",
+        "train_seg_loss",
+        "val_loss",
+        "val_acc",
+        "val_f1",
+        "val_auc",
+        "val_auc_f1",
+    )
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:
@@ -207,8 +215,16 @@ def train(
     ckpt_path = str(last) if resume and last.exists() else None
     if resume and ckpt_path is None:
         log.warning("--resume: no %s yet, starting from scratch", last)
+    done = torch.load(last, map_location="cpu", weights_only=True) if ckpt_path else {}
+    done = done.get("hyper_parameters", {})
+    had_head = float(done.get("seg_aux", 0.0)) > 0
+    if ckpt_path and had_head != (float(cfg["seg_aux"]) > 0):
+        raise BusClassifyError(
+            f"{last}: trained with seg_aux={done.get('seg_aux', 0.0)} (lesion head "
+            f"{'in' if had_head else 'not in'} the checkpoint); resume it with seg_aux "
+            f"{'> 0' if had_head else '= 0'}"
+        )
     if ckpt_path and cfg["scheduler"] == "onecycle":
-        done = torch.load(last, map_location="cpu", weights_only=True)["hyper_parameters"]
         if int(done["epochs"]) != int(cfg["epochs"]):
             raise BusClassifyError(
                 f"{last}: trained for a {done['epochs']}-epoch one-cycle "
