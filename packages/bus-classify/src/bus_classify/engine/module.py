@@ -51,8 +51,9 @@ class LesionHead(torch.nn.Module):
 
 class BusClassifier(L.LightningModule):
     """Image classifier: AdamW with a one-cycle / cosine / constant learning rate, CE /
-    class-weighted CE / focal loss; validation logs loss, accuracy, macro F1 and ROC-AUC of the
-    lump (positive-group) score."""
+    class-weighted CE / focal loss, plus ``seg_aux`` x the :class:`LesionHead` loss when the
+    batches carry masks; validation logs loss, accuracy, macro F1 and ROC-AUC of the lump
+    (positive-group) score."""
 
     def __init__(
         self,
