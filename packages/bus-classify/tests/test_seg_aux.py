@@ -427,3 +427,20 @@ def test_seg_aux_without_mask_files_trains_like_seg_aux_zero(busi_dir, tmp_path)
     model_keys = [k for k in states[0] if k.startswith("model.")]
     assert model_keys and all(torch.equal(states[0][k], states[1][k]) for k in model_keys)
     assert "seg_head.conv.weight" in states[1] and "seg_head.conv.weight" not in states[0]
+
+
+def test_mask_index_matches_mask_paths(split_csv, monkeypatch):
+    """The dataset's mask lookup lists each folder once and finds what ``mask_paths`` finds."""
+    from pathlib import Path
+
+    from bus_classify.data import sources
+
+    refs = [r["path"] for r in read_csv(split_csv)]
+    want = {ref: sources.mask_paths(ref) for ref in refs}
+    listed: list[Path] = []
+    real = Path.iterdir
+    monkeypatch.setattr(Path, "iterdir", lambda self: listed.append(self) or real(self))
+    index = sources.mask_index([*refs, "some/hf/root::train::3"])
+    assert {k: index[k] for k in refs} == want and any(want.values())
+    assert index["some/hf/root::train::3"] == []
+    assert sorted(map(str, listed)) == sorted({str(Path(r).parent) for r in refs})

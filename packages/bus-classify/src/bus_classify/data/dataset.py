@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from bus_classify.data.sources import mask_paths, read_mask, read_sample
+from bus_classify.data.sources import mask_index, read_mask, read_sample
 
 
 class BusDataset(Dataset):
@@ -29,6 +29,7 @@ class BusDataset(Dataset):
         self.rows = rows
         self.transform = transform
         self.masks = masks
+        self._mask_files = mask_index(r["path"] for r in rows) if masks else {}
         self._cache: dict[int, object] | None = {} if cache else None
 
     def __len__(self) -> int:
@@ -39,7 +40,8 @@ class BusDataset(Dataset):
             return self._cache[i]
         img = read_sample(self.rows[i]["path"])
         if self.masks:
-            m = read_mask(self.rows[i]["path"], img.size)
+            ref = self.rows[i]["path"]
+            m = read_mask(ref, img.size, self._mask_files[ref])
             arr = np.zeros((img.size[1], img.size[0]), bool) if m is None else np.asarray(m) > 0
             img = (img, tv_tensors.Mask(torch.from_numpy(arr)[None].to(torch.uint8)), m is not None)
         if self._cache is not None:
@@ -48,7 +50,8 @@ class BusDataset(Dataset):
 
     def count_masks(self) -> int:
         """How many rows have a lesion-mask file beside the image."""
-        return sum(bool(mask_paths(r["path"])) for r in self.rows)
+        files = self._mask_files or mask_index(r["path"] for r in self.rows)
+        return sum(bool(files[r["path"]]) for r in self.rows)
 
     def __getitem__(self, i: int):
         label = int(self.rows[i]["label"])

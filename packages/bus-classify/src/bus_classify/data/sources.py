@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,23 +117,44 @@ def _images_in(folder: Path, stats: dict | None = None) -> tuple[list[Path], int
     return keep, len(files) - len(keep)
 
 
+def _masks_in(folder: Path) -> dict[str, list[Path]]:
+    """BUSI lesion masks in ``folder`` by the stem of their image (one directory listing)."""
+    found: dict[str, list[Path]] = {}
+    if folder.is_dir():
+        for p in sorted(folder.iterdir()):
+            if is_mask(p):
+                found.setdefault(MASK_RE.sub("", p.stem), []).append(p)
+    return found
+
+
 def mask_paths(image: str | Path) -> list[Path]:
     """BUSI lesion masks of ``image``: ``<stem>_mask.png``, ``<stem>_mask_1.png``, ..."""
     image = Path(image)
-    if not image.parent.is_dir():
-        return []
-    prefix = image.stem + "_mask"
-    return sorted(
-        p
-        for p in image.parent.iterdir()
-        if p.stem.startswith(prefix) and is_mask(p) and MASK_RE.sub("", p.stem) == image.stem
-    )
+    return _masks_in(image.parent).get(image.stem, [])
 
 
-def read_mask(image: str | Path, size: tuple[int, int]) -> Image.Image | None:
-    """Union of the lesion masks of ``image`` as a binary ``L`` image, or ``None`` when it has
-    none. A mask of another size than the image (``size`` = width, height) is an error."""
-    paths = mask_paths(image)
+def mask_index(images: Iterable[str]) -> dict[str, list[Path]]:
+    """:func:`mask_paths` of many images, listing each folder once (HF rows have none)."""
+    folders: dict[Path, dict[str, list[Path]]] = {}
+    index: dict[str, list[Path]] = {}
+    for ref in images:
+        if HF_SEP in ref:
+            index[ref] = []
+            continue
+        p = Path(ref)
+        if p.parent not in folders:
+            folders[p.parent] = _masks_in(p.parent)
+        index[ref] = folders[p.parent].get(p.stem, [])
+    return index
+
+
+def read_mask(
+    image: str | Path, size: tuple[int, int], paths: list[Path] | None = None
+) -> Image.Image | None:
+    """Union of the lesion masks of ``image`` (``paths``, found by :func:`mask_paths` when not
+    given) as a binary ``L`` image, or ``None`` when it has none. A mask of another size than
+    the image (``size`` = width, height) is an error."""
+    paths = mask_paths(image) if paths is None else paths
     if not paths:
         return None
     union = None
