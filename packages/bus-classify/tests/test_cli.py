@@ -179,3 +179,34 @@ def test_predict_checks_its_inputs_before_importing_torch(tmp_path):
         assert err.startswith("bus-classify: error: ") and expected in err, (argv, err)
         assert status == "exit 2"
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_bad_training_data_is_one_line_even_from_a_loader_worker(busi_dir, tmp_path, capsys):
+    """A wrong-size lesion mask stops `train` before it writes anything; a corrupt image met by
+    a DataLoader worker process gives the worker's error line, not torch's wrapped traceback."""
+    import shutil
+    from pathlib import Path
+
+    from PIL import Image
+
+    from bus_classify.data.io import write_csv
+    from bus_classify.data.sources import discover
+    from bus_classify.data.split import make_split
+
+    root = tmp_path / "busi"
+    shutil.copytree(busi_dir, root)
+    rows, _ = make_split(discover(root), seed=0)
+    csv = write_csv(tmp_path / "split.csv", rows)
+    first = next(r["path"] for r in rows if r["split"] == "train" and "normal" not in r["path"])
+    mask = first[: -len(".png")] + "_mask.png"
+    Image.new("L", (10, 10)).save(mask)
+    fast = ["--set", "img_size=32", "epochs=1", "--device", "cpu", "--no-progress"]
+    out = tmp_path / "run"
+    argv = ["train", "--split", str(csv), "--config", "resnet18", "--out", str(out), *fast]
+    err = _bad_call(argv, capsys, "_mask.png: mask is 10x10 px")
+    assert not out.exists()  # nothing written
+    Path(mask).unlink()
+    Path(first).write_bytes(b"not an image")
+    argv = ["train", "--split", str(csv), "--config", "cnn", "--out", str(out), *fast]
+    err = _bad_call([*argv, "--num-workers", "1", "--set", "cache_images=false"], capsys, first)
+    assert "not a readable image" in err and "DataLoader worker" not in err

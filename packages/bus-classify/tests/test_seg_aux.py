@@ -15,6 +15,7 @@ from torchvision import tv_tensors
 import bus_classify.models  # noqa: F401  (registers bus_cnn_small)
 from bus_classify.data.dataset import BusDataset
 from bus_classify.data.io import BusClassifyError
+from bus_classify.data.sources import read_mask
 from bus_classify.data.split import read_csv
 from bus_classify.data.transforms import Letterbox, build_transform
 from bus_classify.engine.checkpoint import load_classifier
@@ -244,15 +245,19 @@ def test_busdataset_mask_union_missing_and_wrong_size(tmp_path):
     img.save(folder / "benign (2).png")
     Image.fromarray(np.zeros((20, 20), np.uint8), "L").save(folder / "benign (2)_mask.png")
     rows = [{"path": str(folder / f"benign ({k}).png"), "label": 1} for k in (1, 10, 2)]
-    ds = BusDataset(rows, build_transform(40, resize="letterbox", **RAW), masks=True)
+    tf = build_transform(40, resize="letterbox", **RAW)
+    ds = BusDataset(rows[:2], tf, masks=True)
     _, _, m, has = ds[0]
     assert has == 1.0 and int(m.sum()) == 80 + 40  # union of both lesions
     assert m[0, 10:20, 2:10].all() and m[0, 25:30, 30:38].all()
     _, _, m, has = ds[1]
     assert has == 0.0 and m.sum() == 0
-    assert ds.count_masks() == 2
+    assert ds.count_masks() == 1 and BusDataset(rows, tf).count_masks() == 2
+    # a mask of the wrong size stops the dataset when it is built (headers only), before training
     with pytest.raises(BusClassifyError, match=r"benign \(2\)_mask\.png: mask is 20x20 px"):
-        ds[2]
+        BusDataset(rows, tf, masks=True)
+    with pytest.raises(BusClassifyError, match=r"benign \(2\)_mask\.png: mask is 20x20 px"):
+        read_mask(rows[2]["path"], (40, 40))  # the loader's own check says the same
 
 
 def test_datamodule_gives_train_masks_only(split_csv, caplog):

@@ -321,7 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     except (BusClassifyError, OSError, ValueError, KeyError, EOFError) as exc:
         if args.verbose:
             raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        message = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+        if message.startswith("Caught ") and "Original Traceback" in message:
+            # raised in a DataLoader worker: torch wraps the traceback; keep the original line
+            message = message.strip().splitlines()[-1].split(": ", 1)[-1]
         parser.exit(2, f"{parser.prog}: error: {message}\n")
 
 

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from bus_classify.data.sources import mask_index, read_mask, read_sample
+from bus_classify.data.sources import check_mask_sizes, mask_index, read_mask, read_sample
 
 
 class BusDataset(Dataset):
@@ -30,6 +30,7 @@ class BusDataset(Dataset):
         self.transform = transform
         self.masks = masks
         self._mask_files = mask_index(r["path"] for r in rows) if masks else {}
+        check_mask_sizes(self._mask_files)
         self._cache: dict[int, object] | None = {} if cache else None
 
     def __len__(self) -> int:

@@ -148,6 +148,39 @@ def mask_index(images: Iterable[str]) -> dict[str, list[Path]]:
     return index
 
 
+def _open_mask(path: Path, load: bool = False) -> Image.Image:
+    try:
+        m = Image.open(path)
+        if load:
+            m.load()
+        return m
+    except OSError as e:
+        raise ImageReadError(f"{path}: cannot read mask ({e})") from e
+
+
+def _check_mask_size(path: Path, mask_size: tuple[int, int], size: tuple[int, int]) -> None:
+    if tuple(mask_size) != tuple(size):
+        raise BusClassifyError(
+            f"{path}: mask is {mask_size[0]}x{mask_size[1]} px but its image is {size[0]}x{size[1]}"
+        )
+
+
+def check_mask_sizes(index: dict[str, list[Path]]) -> None:
+    """Compare every mask in ``index`` (from :func:`mask_index`) with its image's size, from
+    the file headers, so a bad mask stops a run before training starts."""
+    for ref, paths in index.items():
+        if not paths:
+            continue
+        try:
+            with Image.open(ref) as im:
+                size = im.size
+        except OSError as e:
+            raise ImageReadError(f"{ref}: not a readable image ({e})") from e
+        for p in paths:
+            with _open_mask(p) as m:
+                _check_mask_size(p, m.size, size)
+
+
 def read_mask(
     image: str | Path, size: tuple[int, int], paths: list[Path] | None = None
 ) -> Image.Image | None:
@@ -159,15 +192,8 @@ def read_mask(
         return None
     union = None
     for p in paths:
-        try:
-            m = Image.open(p)
-            m.load()
-        except OSError as e:
-            raise ImageReadError(f"{p}: cannot read mask ({e})") from e
-        if m.size != tuple(size):
-            raise BusClassifyError(
-                f"{p}: mask is {m.size[0]}x{m.size[1]} px but its image is {size[0]}x{size[1]}"
-            )
+        m = _open_mask(p, load=True)
+        _check_mask_size(p, m.size, size)
         arr = np.asarray(m.convert("L")) > 127
         union = arr if union is None else union | arr
     return Image.fromarray((union * 255).astype(np.uint8), "L")
